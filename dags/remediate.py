@@ -1,0 +1,40 @@
+"""remediate: the policy decides per finding; gated actions wait for a human approval."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from autosec.airflow.assets import FINDINGS
+from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
+from autosec.airflow.sensors import ApprovalSensor
+from autosec.airflow.tasks import (
+    apply_actions,
+    apply_approved_actions,
+    decide_actions,
+    publish_remediation,
+)
+
+
+@dag(
+    dag_id="remediate",
+    schedule=[FINDINGS],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["autosec", "remediate"],
+    doc_md=__doc__,
+    params={
+        "dry_run": Param(False, type="boolean", description="Plan and record, apply nothing"),
+    },
+)
+def remediate():
+    plan = decide_actions()
+    applied_now = apply_actions(plan["apply_now"])
+    gate = ApprovalSensor(task_id="approval_gate", approval_ids=plan["approval_ids"])
+    applied_later = apply_approved_actions(plan["approval_ids"])
+    gate >> applied_later
+    publish_remediation(applied_now, applied_later)
+
+
+remediate()

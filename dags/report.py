@@ -1,0 +1,28 @@
+"""report: the posture report and the POA&M, after each remediation run and every morning."""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
+
+from autosec.airflow.assets import REMEDIATION
+from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
+from autosec.airflow.tasks import build_posture_reports
+
+
+@dag(
+    dag_id="report",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"), assets=[REMEDIATION]
+    ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["autosec", "report"],
+    doc_md=__doc__,
+)
+def report():
+    build_posture_reports()
+
+
+report()

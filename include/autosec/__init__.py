@@ -1,0 +1,1 @@
+"""autosec: the autonomous security loop on Apache Airflow."""

@@ -1,0 +1,220 @@
+"""The tasks the stage DAGs wire together. Each one calls a stage service; none holds logic.
+
+Heavy imports (Great Expectations, engines, report builders) happen inside the task bodies,
+so DAG files import fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Metadata, get_current_context, task
+from airflow.sdk.exceptions import AirflowException
+
+from autosec.airflow import assets, runtime
+
+# --- inventory_sync ---------------------------------------------------------------------------
+
+
+@task
+def list_inventory_sources() -> list[str]:
+    return [source.name for source in runtime.estate().inventory]
+
+
+@task(map_index_template="{{ source_name }}")
+def sync_inventory_source(source_name: str) -> dict[str, Any]:
+    from autosec.stages.inventory_sync import sync_source
+
+    estate = runtime.estate()
+    source = next(s for s in estate.inventory if s.name == source_name)
+    context = get_current_context()
+    with runtime.store() as conn:
+        outcome = sync_source(
+            conn, source, str(estate.resolve(source.path)), runtime.now(), runtime.run_ref(context)
+        )
+    for line in outcome.quarantined:
+        print(f"quarantined: {line}")
+    for expectation in outcome.failed_expectations:
+        print(f"failed expectation: {expectation}")
+    return {"source": outcome.source, "status": outcome.status, "counts": outcome.counts}
+
+
+@task(trigger_rule="all_done", outlets=[assets.INVENTORY])
+def publish_inventory_changes():
+    from autosec.store.inventory import sync_runs_for
+
+    context = get_current_context()
+    with runtime.store() as conn:
+        runs = sync_runs_for(conn, runtime.run_ref(context))
+    succeeded = [r for r in runs if r["status"] in ("succeeded", "partial")]
+    changed = sorted({a for r in succeeded for a in r["changed_asset_ids"]})
+    yield Metadata(
+        assets.INVENTORY,
+        {
+            "changed_asset_ids": changed,
+            "sources": {r["source"]: r["status"] for r in runs},
+        },
+    )
+
+
+@task
+def check_sources_synced() -> None:
+    """Fail the run, after the successful sources were published, if any source failed."""
+    from autosec.store.inventory import sync_runs_for
+
+    with runtime.store() as conn:
+        runs = sync_runs_for(conn, runtime.run_ref(get_current_context()))
+    failed = [f"{r['source']}: {r['error']}" for r in runs if r["status"] == "failed"]
+    if failed or not runs:
+        raise AirflowException("inventory sources failed (nothing retired): " + "; ".join(failed))
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+@task(outlets=[assets.DISCOVERY])
+def sweep_for_blind_spots():
+    from autosec.stages.discovery import run_tcp_sweep
+
+    config = runtime.estate().discovery.tcp_sweep
+    if config is None:
+        print("no discovery range configured")
+        yield Metadata(assets.DISCOVERY, {"blind_spots": 0, "new_blind_spot_ids": []})
+        return
+    with runtime.store() as conn:
+        outcome = run_tcp_sweep(conn, config, runtime.now())
+    print(
+        f"{outcome.open_ports} open ports, {outcome.blind_spots} blind spots "
+        f"({len(outcome.new_blind_spot_ids)} new, {outcome.resolved} resolved)"
+    )
+    yield Metadata(
+        assets.DISCOVERY,
+        {"blind_spots": outcome.blind_spots, "new_blind_spot_ids": outcome.new_blind_spot_ids},
+    )
+
+
+# --- scan -------------------------------------------------------------------------------------
+
+
+@task
+def plan_scan_batches(engine: str) -> list[list[str]]:
+    """Batches of asset ids: changed assets from the triggering events, plus what is due."""
+    from autosec.stages.scan import plan_batches
+
+    context = get_current_context()
+    params = context["params"]
+    changed: set[str] = set()
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            changed.update(event.extra.get("changed_asset_ids", []))
+    wanted_engines = params.get("engines") or None
+    if wanted_engines and engine not in wanted_engines:
+        return []
+    with runtime.store() as conn:
+        batches = plan_batches(
+            conn,
+            runtime.estate().scan,
+            sorted(changed),
+            runtime.now(),
+            engines=[engine],
+            only_asset_ids=params.get("asset_ids") or None,
+        )
+    print(f"{engine}: {len(batches)} batches ({len(changed)} changed assets in the events)")
+    return [list(batch.asset_ids) for batch in batches]
+
+
+@task(trigger_rule="all_done", outlets=[assets.SCAN_RESULTS])
+def publish_scan_results():
+    from autosec.store.scans import scan_runs_for
+
+    with runtime.store() as conn:
+        runs = scan_runs_for(conn, runtime.run_ref(get_current_context()))
+    yield Metadata(
+        assets.SCAN_RESULTS,
+        {
+            "scan_run_ids": [r["id"] for r in runs],
+            "failed": [r["id"] for r in runs if r["status"] != "succeeded"],
+        },
+    )
+
+
+@task
+def check_scans_succeeded() -> None:
+    from autosec.store.scans import scan_runs_for
+
+    with runtime.store() as conn:
+        runs = scan_runs_for(conn, runtime.run_ref(get_current_context()))
+    failed = [f"run {r['id']} ({r['engine']}): {r['error']}" for r in runs if r["status"] != "succeeded"]
+    if failed:
+        raise AirflowException("scan runs failed (they close no finding): " + "; ".join(failed))
+
+
+# --- triage -----------------------------------------------------------------------------------
+
+
+@task(outlets=[assets.FINDINGS])
+def triage_scan_results():
+    from autosec.stages.triage import triage_runs
+
+    loaded = runtime.policy()
+    with runtime.store() as conn:
+        outcome = triage_runs(conn, loaded.policy.patching.days_by_severity(), runtime.now())
+    print(f"triage: {outcome.counts()}")
+    yield Metadata(assets.FINDINGS, outcome.counts())
+
+
+# --- remediate --------------------------------------------------------------------------------
+
+
+@task(multiple_outputs=True)
+def decide_actions() -> dict[str, list[int]]:
+    from autosec.config.settings import get_settings
+    from autosec.stages.remediate import decide_findings
+
+    context = get_current_context()
+    with runtime.store() as conn:
+        plan = decide_findings(
+            conn,
+            runtime.policy(),
+            runtime.now(),
+            requester=get_settings().requester,
+            run_ref=runtime.run_ref(context),
+            dry_run=bool(context["params"].get("dry_run")),
+        )
+    print(f"{plan.decisions} decisions; apply now: {plan.apply_now}; gated: {plan.approval_ids}")
+    return {"apply_now": plan.apply_now, "approval_ids": plan.approval_ids}
+
+
+@task
+def apply_actions(action_ids: list[int]) -> dict[str, int]:
+    from autosec.stages.remediate import apply_planned
+
+    with runtime.store() as conn:
+        return apply_planned(conn, action_ids, runtime.action_endpoints(), runtime.now())
+
+
+@task
+def apply_approved_actions(approval_ids: list[int]) -> dict[str, int]:
+    from autosec.stages.remediate import apply_after_gate
+
+    with runtime.store() as conn:
+        return apply_after_gate(conn, approval_ids, runtime.action_endpoints(), runtime.now())
+
+
+@task(outlets=[assets.REMEDIATION])
+def publish_remediation(now_counts: dict[str, int], gated_counts: dict[str, int]):
+    yield Metadata(assets.REMEDIATION, {"immediate": now_counts, "after_approval": gated_counts})
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+@task(outlets=[assets.REPORTS])
+def build_posture_reports():
+    from autosec.stages.report import build_reports
+
+    with runtime.store() as conn:
+        built = build_reports(conn, runtime.blob_store(), runtime.policy(), runtime.now())
+    for report in built:
+        print(f"{report.kind}: {report.uri} sha256={report.sha256}")
+    yield Metadata(assets.REPORTS, {"report_ids": [r.report_id for r in built]})

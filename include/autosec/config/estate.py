@@ -1,0 +1,95 @@
+"""The estate file: which inventory sources, discovery ranges and engines to use.
+
+Validated by pydantic with unknown keys forbidden, so a typo is an error naming its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autosec.domain.targets import validate_target
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InventorySourceConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: Literal["file"]
+    path: Path
+    format: Literal["csv", "json", "yaml"] | None = None
+
+
+class TcpSweepConfig(_Strict):
+    ranges: list[str]
+    ports: list[int]
+    concurrency: int = Field(200, ge=1, le=2000)
+    timeout_seconds: float = Field(0.5, gt=0, le=30)
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges_are_targets(cls, ranges: list[str]) -> list[str]:
+        return [validate_target(r).value for r in ranges]
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_in_range(cls, ports: list[int]) -> list[int]:
+        bad = [p for p in ports if not 1 <= p <= 65535]
+        if bad:
+            raise ValueError(f"ports out of range 1-65535: {bad}")
+        return ports
+
+
+class DiscoveryConfig(_Strict):
+    tcp_sweep: TcpSweepConfig | None = None
+
+
+class ScanConfig(_Strict):
+    engines: list[str] = ["nmap"]
+    batch_size: int = Field(25, ge=1, le=1000)
+    ports: list[int] = []
+    timeout_seconds: int = Field(900, ge=10)
+    cadence_days: int = Field(7, ge=1)
+    internet_facing_cadence_days: int = Field(1, ge=1)
+
+
+class RemediationConfig(_Strict):
+    ticket_conn_id: str = "autosec_ticketing"
+
+
+class EstateConfig(_Strict):
+    inventory: list[InventorySourceConfig]
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    scan: ScanConfig = ScanConfig()
+    remediation: RemediationConfig = RemediationConfig()
+    policy: Path
+    base_dir: Path = Path(".")
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+class EstateError(ValueError):
+    pass
+
+
+def load_estate(path: Path) -> EstateConfig:
+    """Load and validate an estate file; relative paths are relative to the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise EstateError(f"cannot read estate file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EstateError(f"estate file {path}: expected a mapping at the top level")
+    try:
+        return EstateConfig(**data, base_dir=Path(path).resolve().parent)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise EstateError(f"estate file {path}: {problems}") from exc

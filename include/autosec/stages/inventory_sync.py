@@ -1,0 +1,97 @@
+"""inventory_sync: get -> transform -> validate -> load -> sweep, per source.
+
+A source that cannot be read retires nothing. Rows that fail validation are quarantined
+with their file, line and reason, and an asset whose row was quarantined is not retired
+because of it: a typo in the inventory must not make an asset disappear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+
+from autosec.config.estate import InventorySourceConfig
+from autosec.inventory.registry import get_source
+from autosec.store import events, inventory
+
+
+@dataclass
+class SyncOutcome:
+    source: str
+    sync_run_id: int
+    status: str
+    counts: dict[str, int] = field(default_factory=dict)
+    changed_asset_ids: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    failed_expectations: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def sync_source(
+    conn: psycopg.Connection,
+    source: InventorySourceConfig,
+    path: str,
+    now: datetime,
+    run_ref: str | None = None,
+) -> SyncOutcome:
+    """Sync one source completely; raises after recording a failed sync if it cannot be read."""
+    from autosec.inventory.quality import validate_batch
+
+    module = get_source(source.kind)
+    sync_run_id = inventory.start_sync(conn, source.name, source.kind, run_ref)
+    try:
+        raw = module.get(path, fmt=source.format)
+        batch = module.transform(raw, source.name)
+        quality = validate_batch(batch)
+    except Exception as exc:
+        inventory.finish_sync(conn, sync_run_id, "failed", {}, error=str(exc))
+        raise
+
+    rejects = list(batch.rejects) + list(quality.quarantined)
+    inventory.record_rejections(
+        conn,
+        "inventory",
+        source.name,
+        [(f"{r.file}:{r.line}", _short(r.raw), r.reason) for r in rejects],
+        run_ref=f"sync_run:{sync_run_id}",
+    )
+    protected = {r.asset_id for r in rejects if getattr(r, "asset_id", None)}
+    unidentified = [r for r in rejects if not getattr(r, "asset_id", None)]
+    # An unidentifiable quarantined row could be any asset: sweep nothing rather than guess.
+    sweep = not unidentified
+    accepted = list(quality.accepted)
+    still_listed = accepted + _assets_kept(conn, source.name, protected)
+    changes = inventory.apply_source_snapshot(
+        conn, sync_run_id, source.name, still_listed, now, sweep=sweep
+    )
+    status = "succeeded" if not rejects else "partial"
+    counts = {**changes.counts(), "quarantined": len(rejects), "accepted": len(accepted)}
+    inventory.finish_sync(conn, sync_run_id, status, counts)
+    if rejects:
+        events.emit(
+            conn, "input.rejected", source.name, {"sync_run_id": sync_run_id, "rows": len(rejects)}
+        )
+    conn.commit()
+    return SyncOutcome(
+        source=source.name,
+        sync_run_id=sync_run_id,
+        status=status,
+        counts=counts,
+        changed_asset_ids=changes.changed_asset_ids,
+        quarantined=[f"{r.file}:{r.line}: {r.reason}" for r in rejects],
+        failed_expectations=list(quality.failed_expectations),
+    )
+
+
+def _assets_kept(conn: psycopg.Connection, source: str, ids: set[str]) -> list:
+    """Stored assets whose new row was quarantined: kept as they were, not retired."""
+    if not ids:
+        return []
+    return [a for a in inventory.load_assets(conn, ids) if a.source == source]
+
+
+def _short(raw: object, limit: int = 500) -> str:
+    text = str(raw)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,28 @@
+"""The lifecycle event log (finding.new, blind_spot.found, approval.requested, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+EVENT_NAMES = frozenset({
+    "scan.failed", "finding.new", "finding.black_swan", "approval.requested", "approval.expired",
+    "sla.breached", "report.ready", "blind_spot.found", "input.rejected",
+})
+
+
+def emit(conn: psycopg.Connection, name: str, subject: str, payload: dict | None = None) -> None:
+    emit_many(conn, name, [(subject, payload or {})])
+
+
+def emit_many(conn: psycopg.Connection, name: str, items: Iterable[tuple[str, dict]]) -> None:
+    if name not in EVENT_NAMES:
+        raise ValueError(f"unknown event {name!r}: known events are {sorted(EVENT_NAMES)}")
+    rows = [(name, subject, Jsonb(payload)) for subject, payload in items]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO events (name, subject, payload) VALUES (%s, %s, %s)", rows
+            )
