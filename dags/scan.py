@@ -25,6 +25,10 @@ from autosec.engines.registry import ENGINES
             [], type="array", items={"type": "string"},
             description="Scan only these assets (empty: changed and due assets)",
         ),
+        "full": Param(
+            False, type="boolean",
+            description="Scan every active asset now, whatever its cadence says",
+        ),
         "engines": Param(
             [], type="array", items={"type": "string", "enum": sorted(ENGINES)},
             description="Run only these engines (empty: every configured engine)",

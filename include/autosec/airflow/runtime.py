@@ -36,3 +36,19 @@ def blob_store() -> ObjectStorageBlobStore:
 
 def run_ref(context: Any) -> str:
     return f"{context['dag'].dag_id}/{context['run_id']}"
+
+
+def remediation_tools() -> tuple[dict, Any]:
+    """Actions built from their Airflow connections, and the HTTP session they share."""
+    import requests
+    from airflow.sdk import BaseHook
+
+    from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
+
+    connection = BaseHook.get_connection(estate().remediation.ticket_conn_id)
+    scheme = "https" if (connection.conn_type or "").lower() == "https" else "http"
+    port = f":{connection.port}" if connection.port else ""
+    endpoint = TicketEndpoint(
+        base_url=f"{scheme}://{connection.host}{port}", token=connection.password or None
+    )
+    return {"ticket": TicketAction(endpoint)}, requests.Session()

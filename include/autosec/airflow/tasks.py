@@ -118,6 +118,7 @@ def plan_scan_batches(engine: str) -> list[list[str]]:
             runtime.now(),
             engines=[engine],
             only_asset_ids=params.get("asset_ids") or None,
+            full=bool(params.get("full")),
         )
     print(f"{engine}: {len(batches)} batches ({len(changed)} changed assets in the events)")
     return [list(batch.asset_ids) for batch in batches]
@@ -189,16 +190,18 @@ def decide_actions() -> dict[str, list[int]]:
 def apply_actions(action_ids: list[int]) -> dict[str, int]:
     from autosec.stages.remediate import apply_planned
 
+    actions, session = runtime.remediation_tools()
     with runtime.store() as conn:
-        return apply_planned(conn, action_ids, runtime.action_endpoints(), runtime.now())
+        return apply_planned(conn, action_ids, actions, session, runtime.now())
 
 
 @task
 def apply_approved_actions(approval_ids: list[int]) -> dict[str, int]:
     from autosec.stages.remediate import apply_after_gate
 
+    actions, session = runtime.remediation_tools()
     with runtime.store() as conn:
-        return apply_after_gate(conn, approval_ids, runtime.action_endpoints(), runtime.now())
+        return apply_after_gate(conn, approval_ids, actions, session, runtime.now())
 
 
 @task(outlets=[assets.REMEDIATION])

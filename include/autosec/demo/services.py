@@ -3,10 +3,10 @@
 Each "host" gets its own loopback address (Linux answers on all of 127.0.0.0/8), so discovery,
 inventory matching and scanning behave as they would on a real network:
 
-- ``web``    127.0.0.11:8080  an HTTP server that discloses ``Apache/2.4.49 (Unix)`` (a release with
+- ``web``    127.0.0.11:18080 an HTTP server that discloses ``Apache/2.4.49 (Unix)`` (a release with
   known path traversal CVEs) and sends none of the usual security headers;
-- ``db``     127.0.0.12:3306  a MySQL 5.5.62 greeting (an end-of-life release) to every connection;
-- ``shadow`` 127.0.0.13:8080  an ``nginx/1.18.0`` HTTP service that no inventory lists: a blind spot.
+- ``db``     127.0.0.12:13306 a MySQL 5.5.62 greeting (an end-of-life release) to every connection;
+- ``shadow`` 127.0.0.13:18080 an ``nginx/1.18.0`` HTTP service no inventory lists: a blind spot.
 
 Ports (and addresses) are configurable so tests can bind ephemeral ports. Nothing starts at import
 time: ``DemoEstate.start()`` (or ``with DemoEstate() as estate:``) binds and serves.
@@ -48,10 +48,10 @@ class ServiceSpec:
 
 
 DEFAULT_SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("web", "127.0.0.11", 8080, f"HTTP, Server: {WEB_SERVER_HEADER}"),
-    ServiceSpec("db", "127.0.0.12", 3306, f"MySQL {MYSQL_SERVER_VERSION} greeting"),
+    ServiceSpec("web", "127.0.0.11", 18080, f"HTTP, Server: {WEB_SERVER_HEADER}"),
+    ServiceSpec("db", "127.0.0.12", 13306, f"MySQL {MYSQL_SERVER_VERSION} greeting"),
     ServiceSpec(
-        "shadow", "127.0.0.13", 8080, f"HTTP, Server: {SHADOW_SERVER_HEADER}, not inventoried"
+        "shadow", "127.0.0.13", 18080, f"HTTP, Server: {SHADOW_SERVER_HEADER}, not inventoried"
     ),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in DEFAULT_SERVICES)
@@ -296,7 +296,7 @@ class DemoEstate:
                 self._servers[spec.name] = server
                 thread = threading.Thread(
                     target=server.serve_forever,
-                    kwargs={"poll_interval": 0.2},
+                    kwargs={"poll_interval": 0.1},
                     name=f"autosec-demo-{spec.name}",
                     daemon=True,
                 )

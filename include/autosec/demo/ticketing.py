@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
-TOKEN_ENV = "AUTOSEC_TICKETING_TOKEN"
+TOKEN_ENV = "AUTOSEC_TICKETING_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 _STRING_FIELDS = ("priority", "assignee", "external_id")
 _KNOWN_FIELDS = frozenset(
     {"title", "description", "priority", "assignee", "labels", "external_id", "due_date"}
@@ -149,7 +149,7 @@ class TicketStore:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump({"tickets": self._tickets}, fh, indent=2, sort_keys=True)
-            os.replace(tmp, self._path)
+            Path(tmp).replace(self._path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -200,7 +200,7 @@ class TicketStore:
             HTTPStatus.NOT_FOUND, {"error": "not_found", "message": f"no ticket {ticket_id!r}"}
         )
 
-    def list(
+    def query(
         self, *, external_id: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
         with self._lock:
@@ -232,7 +232,7 @@ class _TicketingHandler(BaseHTTPRequestHandler):
     server_version = "autosec-ticketing/1"
     timeout = 30
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("ticketing %s - %s", self.address_string(), format % args)
 
     def _send_json(
@@ -325,7 +325,7 @@ class _TicketingHandler(BaseHTTPRequestHandler):
                 query = parse_qs(url.query, keep_blank_values=True)
                 external_id = query.get("external_id", [None])[-1]
                 status = query.get("status", [None])[-1]
-                self._send_json(HTTPStatus.OK, store.list(external_id=external_id, status=status))
+                self._send_json(HTTPStatus.OK, store.query(external_id=external_id, status=status))
             elif len(parts) == 3 and method == "GET":
                 self._send_json(HTTPStatus.OK, store.get(parts[2]))
             elif len(parts) == 4 and parts[3] == "close" and method == "POST":
@@ -410,7 +410,7 @@ class TicketingServer:
             ) from exc
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.1},
             name="autosec-demo-ticketing",
             daemon=True,
         )
@@ -442,7 +442,7 @@ class TicketingServer:
         """Every ticket, oldest first (a copy)."""
         if self._server is None:
             raise RuntimeError("TicketingServer is not running")
-        return self._server.store.list()
+        return self._server.store.query()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -76,6 +76,11 @@ class Reject:
     index: int | None = None
     asset_id: str | None = None
 
+    @property
+    def position(self) -> str:
+        """``file:line``, or ``file item N`` where the format has no line numbers (JSON)."""
+        return _position(self.file, self.line, self.index)
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -110,12 +115,15 @@ def _position(file: str, line: int | None, index: int | None) -> str:
 
 
 def get(
-    path: str | Path, format: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    path: str | Path, fmt: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> list[RawRow]:
-    """Read ``path`` and return its rows; raise :class:`SourceError` when the file is malformed."""
+    """Read ``path`` and return its rows; raise :class:`SourceError` when the file is malformed.
+
+    ``fmt`` (csv, json, yaml) overrides the format the extension implies.
+    """
     path = Path(path)
     name = str(path)
-    fmt = _format_of(path, format)
+    fmt = _format_of(path, fmt)
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -139,7 +147,9 @@ def _format_of(path: Path, explicit: str | None) -> str:
         fmt = explicit.strip().lower()
         fmt = "yaml" if fmt == "yml" else fmt
         if fmt not in FORMATS:
-            raise SourceError(f"{path}: unknown format {explicit!r}: expected one of csv, json, yaml")
+            raise SourceError(
+                f"{path}: unknown format {explicit!r}: expected one of csv, json, yaml"
+            )
         return fmt
     try:
         return _EXTENSIONS[path.suffix.lower()]
@@ -182,7 +192,9 @@ def _csv_header(name: str, line: int, cells: list[str]) -> list[str]:
     header = [cell.strip().lower() for cell in cells]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
-        raise SourceError(f"{name}:{line}: duplicate columns in the header: {', '.join(duplicates)}")
+        raise SourceError(
+            f"{name}:{line}: duplicate columns in the header: {', '.join(duplicates)}"
+        )
     missing = [f for f in REQUIRED_FIELDS if f not in header]
     if missing:
         raise SourceError(
@@ -319,7 +331,9 @@ def transform(rows: Iterable[RawRow], source_name: str) -> InventoryBatch:
         asset_id = values.get("id") or values.get("name")
         if asset_id:
             if asset_id in first_seen:
-                problems.add("id", f"duplicate id {asset_id!r}, first used at {first_seen[asset_id]}")
+                problems.add(
+                    "id", f"duplicate id {asset_id!r}, first used at {first_seen[asset_id]}"
+                )
             else:
                 first_seen[asset_id] = row.position
         if problems:

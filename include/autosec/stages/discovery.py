@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
+from autosec.store.db import Connection
 
 from autosec.config.estate import TcpSweepConfig
 from autosec.discovery import blind_spots as matching
@@ -24,7 +24,7 @@ class DiscoveryOutcome:
 
 
 def run_tcp_sweep(
-    conn: psycopg.Connection, config: TcpSweepConfig, now: datetime
+    conn: Connection, config: TcpSweepConfig, now: datetime
 ) -> DiscoveryOutcome:
     from autosec.discovery import tcp_sweep
 

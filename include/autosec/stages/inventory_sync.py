@@ -7,10 +7,11 @@ because of it: a typo in the inventory must not make an asset disappear.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psycopg
+from autosec.store.db import Connection
 
 from autosec.config.estate import InventorySourceConfig
 from autosec.inventory.registry import get_source
@@ -30,7 +31,7 @@ class SyncOutcome:
 
 
 def sync_source(
-    conn: psycopg.Connection,
+    conn: Connection,
     source: InventorySourceConfig,
     path: str,
     now: datetime,
@@ -54,7 +55,7 @@ def sync_source(
         conn,
         "inventory",
         source.name,
-        [(f"{r.file}:{r.line}", _short(r.raw), r.reason) for r in rejects],
+        [(r.position, _short(r.raw), r.reason) for r in rejects],
         run_ref=f"sync_run:{sync_run_id}",
     )
     protected = {r.asset_id for r in rejects if getattr(r, "asset_id", None)}
@@ -80,12 +81,12 @@ def sync_source(
         status=status,
         counts=counts,
         changed_asset_ids=changes.changed_asset_ids,
-        quarantined=[f"{r.file}:{r.line}: {r.reason}" for r in rejects],
+        quarantined=[f"{r.position}: {r.reason}" for r in rejects],
         failed_expectations=list(quality.failed_expectations),
     )
 
 
-def _assets_kept(conn: psycopg.Connection, source: str, ids: set[str]) -> list:
+def _assets_kept(conn: Connection, source: str, ids: set[str]) -> list:
     """Stored assets whose new row was quarantined: kept as they were, not retired."""
     if not ids:
         return []
@@ -93,5 +94,5 @@ def _assets_kept(conn: psycopg.Connection, source: str, ids: set[str]) -> list:
 
 
 def _short(raw: object, limit: int = 500) -> str:
-    text = str(raw)
+    text = json.dumps(raw, default=str, sort_keys=True) if isinstance(raw, dict) else str(raw)
     return text if len(text) <= limit else text[:limit] + "…"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import psycopg
+from autosec.store.db import Connection
 
 from autosec.config.estate import ScanConfig
 from autosec.domain.targets import InvalidTarget, Target, host_of, validate_target
@@ -30,19 +30,22 @@ class Batch:
 
 
 def plan_batches(
-    conn: psycopg.Connection,
+    conn: Connection,
     config: ScanConfig,
     changed_asset_ids: Sequence[str],
     now: datetime,
     engines: Sequence[str] | None = None,
     only_asset_ids: Sequence[str] | None = None,
+    full: bool = False,
 ) -> list[Batch]:
-    """Changed assets at once, plus every asset whose cadence says it is due."""
+    """Changed assets at once, plus every asset whose cadence says it is due (or all: full)."""
     batches: list[Batch] = []
     for name in engines or config.engines:
         engine = get_engine(name)
         if only_asset_ids:
             wanted = set(only_asset_ids)
+        elif full:
+            wanted = {a.id for a in inventory.load_assets(conn)}
         else:
             due = scans.assets_due(
                 conn,
@@ -73,7 +76,7 @@ Runner = Callable[..., object]
 
 
 def run_batch(
-    conn: psycopg.Connection,
+    conn: Connection,
     batch: Batch,
     config: ScanConfig,
     blobs: BlobStore,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psycopg
+from autosec.store.db import Connection
 
 from autosec.engines.base import ScanScope
 from autosec.engines.registry import get_engine
@@ -29,7 +29,7 @@ class TriageOutcome:
 
 
 def triage_runs(
-    conn: psycopg.Connection,
+    conn: Connection,
     days_by_severity: Mapping[str, int | None],
     now: datetime,
     run_ids: Sequence[int] | None = None,

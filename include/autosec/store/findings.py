@@ -129,15 +129,17 @@ def close_findings(
     return len(rows)
 
 
-def actionable_findings(conn: psycopg.Connection, policy_hash: str) -> list[dict]:
-    """Open findings with no decision yet under this policy version."""
+def actionable_findings(
+    conn: psycopg.Connection, policy_hash: str, dry_run: bool = False
+) -> list[dict]:
+    """Open findings with no decision yet under this policy version (dry runs kept apart)."""
     return (
         conn.cursor(row_factory=dict_row)
         .execute(
             "SELECT f.* FROM findings f WHERE f.status IN ('open', 'reopened') AND NOT EXISTS "
-            "(SELECT 1 FROM policy_decisions d WHERE d.finding_id = f.id AND d.policy_hash = %s) "
-            "ORDER BY f.id",
-            (policy_hash,),
+            "(SELECT 1 FROM policy_decisions d WHERE d.finding_id = f.id AND d.policy_hash = %s "
+            "AND d.dry_run = %s) ORDER BY f.id",
+            (policy_hash, dry_run),
         )
         .fetchall()
     )

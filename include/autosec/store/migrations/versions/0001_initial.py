@@ -174,7 +174,8 @@ CREATE TABLE policy_decisions (
     reasons jsonb NOT NULL,
     decided_at timestamptz NOT NULL,
     run_ref text,
-    UNIQUE (finding_id, policy_hash)
+    dry_run boolean NOT NULL DEFAULT false,
+    UNIQUE (finding_id, policy_hash, dry_run)
 );
 
 CREATE TABLE approvals (
@@ -221,8 +222,8 @@ CREATE TABLE actions (
     finding_id bigint NOT NULL REFERENCES findings (id),
     action text NOT NULL,
     mode text NOT NULL,
-    status text NOT NULL CHECK (status IN
-        ('planned', 'awaiting_approval', 'applied', 'dry_run', 'failed', 'rejected', 'rolled_back')),
+    status text NOT NULL CHECK (status IN ('planned', 'awaiting_approval', 'applied',
+        'dry_run', 'failed', 'rejected', 'rolled_back')),
     dry_run boolean NOT NULL DEFAULT false,
     request jsonb NOT NULL,
     result jsonb,

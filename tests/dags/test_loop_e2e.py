@@ -1,0 +1,167 @@
+"""The whole loop on real Airflow (dag.test on a migrated metadata DB), the real store, real
+nmap against the demo services on loopback, the ticketing stand-in over HTTP, and the approval
+gate cleared in between with the ``autosec approvals approve`` command. Then the loop runs a
+second time and must change nothing but last-seen times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests_support import REPO_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+DEMO = REPO_ROOT / "include" / "autosec" / "demo"
+APPROVER = "secops-lead"
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, postgres_available):
+    """Run the loop twice; yield what the store and the ticketing API held after each run."""
+    if shutil.which("nmap") is None:
+        pytest.skip("nmap is not installed")
+    from autosec.demo.run import DemoEnvironment, prepare, run_loop
+    from autosec.demo.services import DemoEstate
+    from autosec.demo.ticketing import TicketingServer
+    from autosec.store import db
+    from conftest import ADMIN_URL
+
+    workdir = tmp_path_factory.mktemp("loop")
+    suffix = secrets.token_hex(3)
+    token = secrets.token_urlsafe(12)
+    with (
+        TicketingServer(token=token) as ticketing,
+        DemoEstate(ports={"web": 0, "db": 0, "shadow": 0}) as estate_services,
+    ):
+        ports = sorted({port for _, port in estate_services.endpoints.values()})
+        estate = yaml.safe_load((DEMO / "estate.yaml").read_text())
+        estate["inventory"][0]["path"] = str(DEMO / "inventory.csv")
+        estate["policy"] = str((DEMO / estate["policy"]).resolve())
+        estate["discovery"]["tcp_sweep"]["ports"] = ports
+        estate["scan"]["ports"] = ports
+        estate_file = workdir / "estate.yaml"
+        estate_file.write_text(yaml.safe_dump(estate))
+        env = DemoEnvironment(
+            workdir, ADMIN_URL, f"autosec_e2e_{suffix}", f"autosec_e2e_af_{suffix}",
+            ticketing.url, token, estate=estate_file,
+        )
+        try:
+            prepare(env)
+            first_states = run_loop(env, approver=APPROVER, echo=lambda _: None)
+            first = _snapshot(env.store_url, ticketing)
+            second_states = run_loop(env, approver=APPROVER, echo=lambda _: None)
+            second = _snapshot(env.store_url, ticketing)
+            yield {
+                "states": (first_states, second_states),
+                "first": first,
+                "second": second,
+                "endpoints": estate_services.endpoints,
+                "log": (workdir / "loop.log"),
+            }
+        finally:
+            db.drop_database(ADMIN_URL, env.store_db)
+            db.drop_database(ADMIN_URL, env.airflow_db)
+
+
+def _snapshot(store_url: str, ticketing) -> dict:
+    from psycopg.rows import dict_row
+
+    from autosec.store import db
+
+    with db.connect(store_url) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+
+        def rows(query: str) -> list[dict]:
+            return cur.execute(query).fetchall()
+
+        return {
+            "assets": rows("SELECT * FROM assets ORDER BY id"),
+            "blind_spots": rows("SELECT * FROM blind_spots ORDER BY id"),
+            "findings": rows("SELECT * FROM findings ORDER BY id"),
+            "history": rows("SELECT * FROM finding_history ORDER BY id"),
+            "decisions": rows("SELECT * FROM policy_decisions ORDER BY id"),
+            "actions": rows("SELECT * FROM actions ORDER BY id"),
+            "approvals": rows("SELECT * FROM approvals ORDER BY id"),
+            "approval_decisions": rows("SELECT * FROM approval_decisions ORDER BY id"),
+            "reports": rows("SELECT * FROM reports ORDER BY id"),
+            "evidence": rows("SELECT * FROM evidence ORDER BY id"),
+            "tickets": ticketing.tickets(),
+        }
+
+
+def test_every_stage_succeeds_both_times(loop) -> None:
+    for states in loop["states"]:
+        assert {d: s["state"] for d, s in states.items()} == {
+            d: "success"
+            for d in ("inventory_sync", "discovery", "scan", "triage", "remediate", "report")
+        }, loop["log"].read_text()[-5000:]
+
+
+def test_the_shadow_service_is_a_blind_spot(loop) -> None:
+    shadow_host, shadow_port = loop["endpoints"]["shadow"]
+    spots = {(b["address"], b["port"]) for b in loop["first"]["blind_spots"]}
+    assert (shadow_host, shadow_port) in spots
+    inventoried = {a for asset in loop["first"]["assets"] for a in asset["addresses"]}
+    assert not {address for address, _ in spots} & inventoried
+
+
+def test_nmap_found_the_banner_and_the_database(loop) -> None:
+    findings = {(f["asset_id"], f["rule_id"]): f for f in loop["first"]["findings"]}
+    banner = findings[("web-frontend", "nmap.service-version-disclosed")]
+    assert "Apache httpd 2.4.49" in banner["title"]
+    assert banner["status"] == "open" and banner["due_date"] is not None
+    database = findings[("orders-db", "nmap.database-exposed")]
+    assert database["severity"] == "high"
+    assert all(f["evidence_sha256"] for f in loop["first"]["findings"])
+    for evidence in loop["first"]["evidence"]:
+        assert hashlib.sha256(Path(evidence["path"].removeprefix("file://")).read_bytes()
+                              ).hexdigest() == evidence["sha256"]
+
+
+def test_the_gate_was_approved_by_a_named_approver_and_tickets_were_filed(loop) -> None:
+    first = loop["first"]
+    assert first["approvals"], "the production database finding must need an approval"
+    for approval in first["approvals"]:
+        assert approval["status"] == "approved"
+    decisions = first["approval_decisions"]
+    assert {d["approver"] for d in decisions} == {APPROVER}
+    assert all(d["reason"] and d["decision"] == "approve" for d in decisions)
+    gated = [a for a in first["actions"] if a["approval_id"] is not None]
+    assert gated and all(a["status"] == "applied" and a["external_ref"] for a in gated)
+    tickets = {t["external_id"]: t for t in first["tickets"]}
+    for action in first["actions"]:
+        if action["status"] == "applied":
+            assert action["idempotency_key"] in tickets
+    assert any("MySQL" in t["title"] for t in first["tickets"])
+
+
+def test_the_reports_are_stored_with_their_sha256(loop) -> None:
+    reports = loop["first"]["reports"]
+    assert {r["kind"] for r in reports} == {"posture", "poam"}
+    for report in reports:
+        content = Path(report["path"].removeprefix("file://")).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == report["sha256"]
+    posture = next(r for r in reports if r["kind"] == "posture")
+    html = Path(posture["path"].removeprefix("file://")).read_text()
+    assert "Apache httpd 2.4.49" in html and "127.0.0.13" in html
+
+
+def test_the_second_run_changes_nothing_but_last_seen(loop) -> None:
+    first, second = loop["first"], loop["second"]
+    for table in ("assets", "blind_spots", "history", "decisions", "actions", "approvals",
+                  "approval_decisions", "tickets"):
+        assert len(second[table]) == len(first[table]), table
+    volatile = {"last_seen", "last_scan_run_id", "evidence_sha256"}
+    for before, after in zip(first["findings"], second["findings"], strict=True):
+        assert {k: v for k, v in before.items() if k not in volatile} == {
+            k: v for k, v in after.items() if k not in volatile
+        }
+        assert after["last_seen"] > before["last_seen"]
+    assert len(second["findings"]) == len(first["findings"])

@@ -1,0 +1,215 @@
+"""The demo ticketing API over real HTTP: auth, validation, idempotency, persistence."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from autosec.demo.ticketing import TicketingServer
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FIXED_NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def _ticket(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "title": "Apache httpd 2.4.49 on web-frontend (CVE-2021-41773)",
+        "description": "Upgrade to 2.4.51 or later.",
+        "priority": "high",
+        "assignee": "team-web",
+        "labels": ["autosec", "critical"],
+        "external_id": "fp-1:ticket:abc",
+        "due_date": "2026-03-08",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TicketingServer]:
+    with TicketingServer(
+        token=TOKEN, store_path=tmp_path / "tickets.json", clock=lambda: FIXED_NOW
+    ) as running:
+        yield running
+
+
+def test_create_get_list_and_close(server: TicketingServer) -> None:
+    created = requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+    assert created.status_code == 201
+    ticket = created.json()
+    assert (ticket["id"], ticket["key"], ticket["status"]) == ("1", "SEC-1", "open")
+    assert ticket["labels"] == ["autosec", "critical"]
+    assert ticket["due_date"] == "2026-03-08"
+    assert ticket["created_at"] == "2026-03-01T09:30:00+00:00"
+    assert created.headers["Location"] == "/api/tickets/1"
+
+    second = requests.post(
+        f"{server.url}/api/tickets", json=_ticket(external_id="fp-2"), headers=AUTH, timeout=5
+    )
+    assert second.json()["key"] == "SEC-2"
+
+    one = requests.get(f"{server.url}/api/tickets/1", headers=AUTH, timeout=5)
+    assert one.status_code == 200 and one.json()["title"] == ticket["title"]
+
+    listed = requests.get(f"{server.url}/api/tickets", headers=AUTH, timeout=5).json()
+    assert [t["key"] for t in listed] == ["SEC-1", "SEC-2"]
+    filtered = requests.get(
+        f"{server.url}/api/tickets", params={"external_id": "fp-2"}, headers=AUTH, timeout=5
+    ).json()
+    assert [t["id"] for t in filtered] == ["2"]
+
+    closed = requests.post(
+        f"{server.url}/api/tickets/1/close",
+        json={"comment": "fixed, verified"},
+        headers=AUTH,
+        timeout=5,
+    )
+    assert closed.status_code == 200
+    assert closed.json()["status"] == "closed"
+    assert closed.json()["comments"] == [
+        {"body": "fixed, verified", "at": "2026-03-01T09:30:00+00:00"}
+    ]
+    again = requests.post(
+        f"{server.url}/api/tickets/1/close", json={"comment": "twice"}, headers=AUTH, timeout=5
+    )
+    assert again.status_code == 200 and len(again.json()["comments"]) == 1
+    open_only = requests.get(
+        f"{server.url}/api/tickets", params={"status": "open"}, headers=AUTH, timeout=5
+    ).json()
+    assert [t["id"] for t in open_only] == ["2"]
+    assert [t["status"] for t in server.tickets()] == ["closed", "open"]
+
+
+def test_duplicate_external_id_is_409_with_the_existing_ticket(server: TicketingServer) -> None:
+    first = requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+    dup = requests.post(
+        f"{server.url}/api/tickets", json=_ticket(title="retry"), headers=AUTH, timeout=5
+    )
+    assert dup.status_code == 409
+    assert dup.json()["error"] == "duplicate"
+    assert (dup.json()["id"], dup.json()["key"]) == (first.json()["id"], first.json()["key"])
+    assert len(server.tickets()) == 1
+
+
+def test_tickets_without_external_id_are_never_duplicates(server: TicketingServer) -> None:
+    for _ in range(2):
+        r = requests.post(
+            f"{server.url}/api/tickets", json={"title": "manual"}, headers=AUTH, timeout=5
+        )
+        assert r.status_code == 201
+        assert r.json()["priority"] == "medium" and r.json()["external_id"] is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["missing", "wrong-token", "wrong-scheme"],
+)
+def test_token_is_required(server: TicketingServer, headers: dict[str, str]) -> None:
+    with requests.Session() as session:  # one keep-alive connection across both requests
+        post = session.post(f"{server.url}/api/tickets", json=_ticket(), headers=headers, timeout=5)
+        assert post.status_code == 401
+        assert post.headers["WWW-Authenticate"] == "Bearer"
+        get = session.get(f"{server.url}/api/tickets", headers=headers, timeout=5)
+        assert get.status_code == 401
+    assert server.tickets() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (json.dumps({"description": "no title"}).encode(), "'title' is required"),
+        (json.dumps({"title": "   "}).encode(), "'title' is required"),
+        (json.dumps({"title": "t", "labels": "a,b"}).encode(), "'labels' must be a list"),
+        (json.dumps({"title": "t", "due_date": "next week"}).encode(), "'due_date' is not"),
+        (json.dumps({"title": "t", "priority": 3}).encode(), "'priority' must be a string"),
+        (json.dumps({"title": "t", "severity": "high"}).encode(), "unknown field"),
+    ],
+)
+def test_invalid_requests_are_400(server: TicketingServer, body: bytes, message: str) -> None:
+    r = requests.post(
+        f"{server.url}/api/tickets",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert r.status_code == 400
+    assert message in r.json()["message"]
+    assert server.tickets() == []
+
+
+def test_unknown_ticket_and_route(server: TicketingServer) -> None:
+    assert requests.get(f"{server.url}/api/tickets/99", headers=AUTH, timeout=5).status_code == 404
+    closing = requests.post(f"{server.url}/api/tickets/99/close", json={}, headers=AUTH, timeout=5)
+    assert closing.status_code == 404
+    assert requests.get(f"{server.url}/nowhere", headers=AUTH, timeout=5).status_code == 404
+    assert (
+        requests.delete(f"{server.url}/api/tickets/1", headers=AUTH, timeout=5).status_code == 405
+    )
+    assert requests.get(f"{server.url}/healthz", timeout=5).json() == {"status": "ok"}
+
+
+def test_no_token_configured_means_open_access() -> None:
+    with TicketingServer() as server:
+        r = requests.post(f"{server.url}/api/tickets", json={"title": "x"}, timeout=5)
+        assert r.status_code == 201
+
+
+def test_tickets_survive_a_restart(tmp_path: Path) -> None:
+    store = tmp_path / "nested" / "tickets.json"
+    with TicketingServer(token=TOKEN, store_path=store) as server:
+        requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+    on_disk = json.loads(store.read_text())
+    assert [t["key"] for t in on_disk["tickets"]] == ["SEC-1"]
+    with TicketingServer(token=TOKEN, store_path=store) as server:
+        dup = requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+        assert dup.status_code == 409 and dup.json()["key"] == "SEC-1"
+        new = requests.post(
+            f"{server.url}/api/tickets", json=_ticket(external_id="fp-9"), headers=AUTH, timeout=5
+        )
+        assert new.json()["key"] == "SEC-2"
+
+
+def test_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
+    store = tmp_path / "tickets.json"
+    store.write_text("{oops")
+    with pytest.raises(ValueError, match=r"tickets\.json: cannot read it as JSON"):
+        TicketingServer(store_path=store).start()
+
+
+def test_module_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
+    store = tmp_path / "tickets.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autosec.demo.ticketing", "--port", "0", "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AUTOSEC_TICKETING_TOKEN": TOKEN},
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "bearer token required" in line, line + proc.stderr.read()
+        url = re.search(r"http://\S+", line).group(0)
+        assert requests.post(f"{url}/api/tickets", json=_ticket(), timeout=5).status_code == 401
+        r = requests.post(f"{url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+        assert r.status_code == 201
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(store.read_text())["tickets"][0]["external_id"] == "fp-1:ticket:abc"
