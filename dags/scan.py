@@ -22,15 +22,20 @@ from autosec.engines.registry import ENGINES
     doc_md=__doc__,
     params={
         "asset_ids": Param(
-            [], type="array", items={"type": "string"},
+            [],
+            type="array",
+            items={"type": "string"},
             description="Scan only these assets (empty: changed and due assets)",
         ),
         "full": Param(
-            False, type="boolean",
+            False,
+            type="boolean",
             description="Scan every active asset now, whatever its cadence says",
         ),
         "engines": Param(
-            [], type="array", items={"type": "string", "enum": sorted(ENGINES)},
+            [],
+            type="array",
+            items={"type": "string", "enum": sorted(ENGINES)},
             description="Run only these engines (empty: every configured engine)",
         ),
     },

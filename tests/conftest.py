@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
-
-import atexit
 import shutil
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 

@@ -108,14 +108,21 @@ def _approvals_decide(args: argparse.Namespace) -> int:
     with db.connect(_url(args)) as conn:
         try:
             status = approvals.decide(
-                conn, args.approval_id, args.approver, args.decision, args.reason,
-                datetime.now(UTC), approver_groups=groups,
+                conn,
+                args.approval_id,
+                args.approver,
+                args.decision,
+                args.reason,
+                datetime.now(UTC),
+                approver_groups=groups,
             )
         except ApprovalRefused as exc:
             print(f"refused: {exc}", file=sys.stderr)
             return 1
-    print(f"approval {args.approval_id}: {args.decision} by {args.approver} recorded; "
-          f"request is now {status}")
+    print(
+        f"approval {args.approval_id}: {args.decision} by {args.approver} recorded; "
+        f"request is now {status}"
+    )
     return 0
 
 

@@ -49,8 +49,13 @@ def loop(tmp_path_factory, postgres_available):
         estate_file = workdir / "estate.yaml"
         estate_file.write_text(yaml.safe_dump(estate))
         env = DemoEnvironment(
-            workdir, ADMIN_URL, f"autosec_e2e_{suffix}", f"autosec_e2e_af_{suffix}",
-            ticketing.url, token, estate=estate_file,
+            workdir,
+            ADMIN_URL,
+            f"autosec_e2e_{suffix}",
+            f"autosec_e2e_af_{suffix}",
+            ticketing.url,
+            token,
+            estate=estate_file,
         )
         try:
             prepare(env)
@@ -98,10 +103,9 @@ def _snapshot(store_url: str, ticketing) -> dict:
 
 def test_every_stage_succeeds_both_times(loop) -> None:
     for states in loop["states"]:
-        assert {d: s["state"] for d, s in states.items()} == {
-            d: "success"
-            for d in ("inventory_sync", "discovery", "scan", "triage", "remediate", "report")
-        }, loop["log"].read_text()[-5000:]
+        assert {d: s["state"] for d, s in states.items()} == dict.fromkeys(
+            ("inventory_sync", "discovery", "scan", "triage", "remediate", "report"), "success"
+        ), loop["log"].read_text()[-5000:]
 
 
 def test_the_shadow_service_is_a_blind_spot(loop) -> None:
@@ -121,8 +125,10 @@ def test_nmap_found_the_banner_and_the_database(loop) -> None:
     assert database["severity"] == "high"
     assert all(f["evidence_sha256"] for f in loop["first"]["findings"])
     for evidence in loop["first"]["evidence"]:
-        assert hashlib.sha256(Path(evidence["path"].removeprefix("file://")).read_bytes()
-                              ).hexdigest() == evidence["sha256"]
+        assert (
+            hashlib.sha256(Path(evidence["path"].removeprefix("file://")).read_bytes()).hexdigest()
+            == evidence["sha256"]
+        )
 
 
 def test_the_gate_was_approved_by_a_named_approver_and_tickets_were_filed(loop) -> None:
@@ -155,8 +161,16 @@ def test_the_reports_are_stored_with_their_sha256(loop) -> None:
 
 def test_the_second_run_changes_nothing_but_last_seen(loop) -> None:
     first, second = loop["first"], loop["second"]
-    for table in ("assets", "blind_spots", "history", "decisions", "actions", "approvals",
-                  "approval_decisions", "tickets"):
+    for table in (
+        "assets",
+        "blind_spots",
+        "history",
+        "decisions",
+        "actions",
+        "approvals",
+        "approval_decisions",
+        "tickets",
+    ):
         assert len(second[table]) == len(first[table]), table
     volatile = {"last_seen", "last_scan_run_id", "evidence_sha256"}
     for before, after in zip(first["findings"], second["findings"], strict=True):

@@ -22,7 +22,7 @@ SCANNER_POOLS = {"nmap": 4}
 
 def airflow_command(*args: str, env: Mapping[str, str] | None = None) -> None:
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - the airflow command beside this interpreter, fixed args
         [airflow, *args], check=True, stdout=subprocess.DEVNULL, env=dict(env) if env else None
     )
 

@@ -45,7 +45,10 @@ class EngineScanOperator(BaseOperator):
             self.log.warning("target rejected before any argv was built: %s", rejection)
         self.log.info(
             "scan run %s: %s, %s observations, evidence sha256 %s",
-            outcome.scan_run_id, outcome.status, outcome.observations, outcome.evidence_sha256,
+            outcome.scan_run_id,
+            outcome.status,
+            outcome.observations,
+            outcome.evidence_sha256,
         )
         if outcome.status in ("failed", "timed_out"):
             raise AirflowException(

@@ -145,7 +145,9 @@ def check_scans_succeeded() -> None:
 
     with runtime.store() as conn:
         runs = scan_runs_for(conn, runtime.run_ref(get_current_context()))
-    failed = [f"run {r['id']} ({r['engine']}): {r['error']}" for r in runs if r["status"] != "succeeded"]
+    failed = [
+        f"run {r['id']} ({r['engine']}): {r['error']}" for r in runs if r["status"] != "succeeded"
+    ]
     if failed:
         raise AirflowException("scan runs failed (they close no finding): " + "; ".join(failed))
 

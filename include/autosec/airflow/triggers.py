@@ -53,7 +53,9 @@ class ApprovalTrigger(BaseTrigger):
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     failures = 0
                     while True:
-                        rows = await (await conn.execute(PENDING_QUERY, (self.approval_ids,))).fetchall()
+                        rows = await (
+                            await conn.execute(PENDING_QUERY, (self.approval_ids,))
+                        ).fetchall()
                         event = self._event_if_settled(rows)
                         if event is not None:
                             yield event
@@ -61,8 +63,12 @@ class ApprovalTrigger(BaseTrigger):
                         await asyncio.sleep(self.poll_interval)
             except psycopg.OperationalError as exc:
                 failures += 1
-                self.log.warning("approvals store unreachable (%s/%s): %s",
-                                 failures, self.max_connect_failures, exc)
+                self.log.warning(
+                    "approvals store unreachable (%s/%s): %s",
+                    failures,
+                    self.max_connect_failures,
+                    exc,
+                )
                 if failures >= self.max_connect_failures:
                     yield TriggerEvent({"status": "error", "error": str(exc)})
                     return
@@ -75,7 +81,9 @@ class ApprovalTrigger(BaseTrigger):
             return TriggerEvent({"status": "error", "error": f"unknown approval ids {missing}"})
         if any(status == "pending" and not expired for _, status, expired in rows):
             return None
-        return TriggerEvent({
-            "status": "settled",
-            "approvals": {str(i): ("expired" if exp else status) for i, status, exp in rows},
-        })
+        return TriggerEvent(
+            {
+                "status": "settled",
+                "approvals": {str(i): ("expired" if exp else status) for i, status, exp in rows},
+            }
+        )

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import secrets
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags"
 LOOP_ORDER = ("inventory_sync", "discovery", "scan", "triage", "remediate", "report")
 DEMO_APPROVER = "secops-lead"
+DEMO_ESTATE = Path(__file__).with_name("estate.yaml")
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -34,7 +34,7 @@ class DemoEnvironment:
     airflow_db: str
     ticketing_url: str
     ticketing_token: str
-    estate: Path = Path(__file__).with_name("estate.yaml")
+    estate: Path = DEMO_ESTATE
 
     @property
     def store_url(self) -> str:
@@ -101,13 +101,25 @@ class AutoApprover(threading.Thread):
 
         while not self._stop_event.is_set():
             with db.connect(self.store_url) as conn:
-                pending = [r for r in approvals.list_approvals(conn, "pending")
-                           if r["id"] not in self.approved]
+                pending = [
+                    r
+                    for r in approvals.list_approvals(conn, "pending")
+                    if r["id"] not in self.approved
+                ]
             for row in pending:
-                code = autosec([
-                    "--database-url", self.store_url, "approvals", "approve", str(row["id"]),
-                    "--as", self.approver, "--reason", self.reason,
-                ])
+                code = autosec(
+                    [
+                        "--database-url",
+                        self.store_url,
+                        "approvals",
+                        "approve",
+                        str(row["id"]),
+                        "--as",
+                        self.approver,
+                        "--reason",
+                        self.reason,
+                    ]
+                )
                 self.approved.append(row["id"])
                 if code != 0:
                     self.errors.append(f"approval {row['id']}: exit {code}")
@@ -131,11 +143,19 @@ def run_loop(
     auto = AutoApprover(env.store_url, approver, "demo: reviewed the finding and the ticket text")
     auto.start()
     try:
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "autosec.airflow.local_run", str(DAGS_FOLDER),
-                 *LOOP_ORDER, "--result-file", str(result_file),
-                 "--conf", 'scan={"full": true}'],
+        with log_path.open("w") as log:
+            process = subprocess.Popen(  # noqa: S603 - fixed argv, this interpreter
+                [
+                    sys.executable,
+                    "-m",
+                    "autosec.airflow.local_run",
+                    str(DAGS_FOLDER),
+                    *LOOP_ORDER,
+                    "--result-file",
+                    str(result_file),
+                    "--conf",
+                    'scan={"full": true}',
+                ],
                 env={**os.environ, **env.variables()},
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -158,6 +178,7 @@ def summary(store_url: str) -> dict:
     from autosec.store import db
 
     with db.connect(store_url) as conn:
+
         def rows(query: str) -> list[tuple]:
             return conn.execute(query).fetchall()
 
@@ -171,7 +192,9 @@ def summary(store_url: str) -> dict:
                 "SELECT severity, count(*) FROM findings WHERE status IN ('open', 'reopened') "
                 "GROUP BY 1 ORDER BY 1"
             ),
-            "actions": rows("SELECT action, status, count(*) FROM actions GROUP BY 1, 2 ORDER BY 1, 2"),
+            "actions": rows(
+                "SELECT action, status, count(*) FROM actions GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
             "approvals": rows(
                 "SELECT a.id, a.status, d.approver, d.reason FROM approvals a "
                 "LEFT JOIN approval_decisions d ON d.approval_id = a.id ORDER BY a.id"
@@ -190,7 +213,10 @@ def print_summary(data: dict, env: DemoEnvironment) -> None:
     print(f"  blind spots: {len(data['blind_spots'])}")
     for address, banner in data["blind_spots"]:
         print(f"    {address}  {(banner or '').strip()[:60]}")
-    print("  open findings by severity: " + (", ".join(f"{s} {n}" for s, n in data["findings"]) or "none"))
+    print(
+        "  open findings by severity: "
+        + (", ".join(f"{s} {n}" for s, n in data["findings"]) or "none")
+    )
     print("  actions:     " + (", ".join(f"{a} {s} {n}" for a, s, n in data["actions"]) or "none"))
     for approval_id, status, approver, reason in data["approvals"]:
         print(f"  approval #{approval_id}: {status} by {approver} ({reason})")
@@ -212,15 +238,17 @@ def run_demo(workdir: Path) -> int:
     token = secrets.token_urlsafe(16)
     workdir = workdir.resolve()
     with TicketingServer(token=token, store_path=workdir / "tickets.json") as ticketing:
-        env = DemoEnvironment(workdir, admin_url, "autosec_demo", "autosec_demo_airflow",
-                              ticketing.url, token)
+        env = DemoEnvironment(
+            workdir, admin_url, "autosec_demo", "autosec_demo_airflow", ticketing.url, token
+        )
         print(f"preparing {workdir} (store {env.store_db}, Airflow metadata {env.airflow_db})")
         prepare(env)
         with DemoEstate():
             print("running the loop:")
             states = run_loop(env)
         print_summary(summary(env.store_url), env)
-        print(f"  tickets received by the ticketing API at {ticketing.url}: {len(ticketing.tickets())}")
+        received = len(ticketing.tickets())
+        print(f"  tickets received by the ticketing API at {ticketing.url}: {received}")
     failed = [d for d, s in states.items() if s["state"] != "success"]
     if failed:
         print(f"\nstages that did not succeed: {', '.join(failed)}", file=sys.stderr)

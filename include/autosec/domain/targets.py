@@ -21,7 +21,7 @@ class TargetKind(enum.StrEnum):
 
 
 class InvalidTarget(ValueError):
-    """A value that may not be used as a scan target; the message names the value and the problem."""
+    """A value that may not be a scan target; the message names the value and the problem."""
 
     def __init__(self, value: str, problem: str) -> None:
         super().__init__(f"invalid target {value!r}: {problem}")

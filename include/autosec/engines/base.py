@@ -82,6 +82,4 @@ class Engine(abc.ABC):
         """
         if rule_id not in self.rule_ids():
             return False
-        if scope.ports and location.port is not None and location.port not in scope.ports:
-            return False
-        return True
+        return not (scope.ports and location.port is not None and location.port not in scope.ports)

@@ -14,7 +14,9 @@ ENGINES: dict[str, str] = {
 
 class UnknownEngine(KeyError):
     def __str__(self) -> str:
-        return f"unknown engine {self.args[0]!r}: registered engines are {', '.join(sorted(ENGINES))}"
+        return (
+            f"unknown engine {self.args[0]!r}: registered engines are {', '.join(sorted(ENGINES))}"
+        )
 
 
 @cache

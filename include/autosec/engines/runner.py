@@ -8,6 +8,7 @@ process group (scanners fork helpers), and caps stdout so a runaway tool cannot 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 MiB = 1024 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 64 * MiB
@@ -73,7 +75,7 @@ def run(
 
     started = time.monotonic()
     deadline = started + timeout
-    proc = subprocess.Popen(  # noqa: S603 - argv list, validated above, never a shell
+    proc = subprocess.Popen(
         resolved,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -141,7 +143,9 @@ def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     child = dict(BASE_ENV)
     for key, value in (extra or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidCommand(f"environment entry {key!r}={value!r}: names and values must be str")
+            raise InvalidCommand(
+                f"environment entry {key!r}={value!r}: names and values must be str"
+            )
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise InvalidCommand(f"environment entry {key!r}: not a valid variable")
         child[key] = value
@@ -163,18 +167,20 @@ def _resolve_argv(argv: Sequence[str], path: str) -> list[str]:
         if "\0" in item:
             raise InvalidCommand(f"argv[{index}] contains a NUL byte: {item!r}")
     program = items[0]
-    if os.path.isabs(program):
-        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+    if Path(program).is_absolute():
+        if not (Path(program).is_file() and os.access(program, os.X_OK)):
             raise InvalidCommand(f"cannot run {program!r}: no executable file at that path")
         return items
     if not program or "/" in program:
         raise InvalidCommand(
             f"cannot run {program!r}: the program must be an absolute path or a bare name on PATH"
         )
-    found = shutil.which(program, path=path)
+    # Relative PATH entries would resolve against the child's cwd, not ours: ignore them.
+    search = os.pathsep.join(d for d in path.split(os.pathsep) if Path(d).is_absolute())
+    found = shutil.which(program, path=search)
     if found is None:
-        raise InvalidCommand(f"cannot run {program!r}: not found on PATH ({path})")
-    return [os.path.abspath(found), *items[1:]]
+        raise InvalidCommand(f"cannot run {program!r}: not found on PATH ({search})")
+    return [found, *items[1:]]
 
 
 def _collect(
@@ -189,7 +195,8 @@ def _collect(
     When the program exits while a forked helper still holds a pipe open, the helper is killed
     so the run ends with its program instead of waiting for the timeout.
     """
-    assert proc.stdout is not None and proc.stderr is not None
+    if proc.stdout is None or proc.stderr is None:
+        raise RuntimeError("the child's stdout and stderr must be pipes")
     sinks = {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr}
     stdout_fd = proc.stdout.fileno()
     leader_done = False
@@ -235,7 +242,5 @@ def _wait_for_exit(pid: int, deadline: float) -> bool:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

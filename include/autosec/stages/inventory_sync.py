@@ -11,11 +11,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from autosec.store.db import Connection
-
 from autosec.config.estate import InventorySourceConfig
 from autosec.inventory.registry import get_source
 from autosec.store import events, inventory
+from autosec.store.db import Connection
 
 
 @dataclass

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from autosec.store.db import Connection
-
 from autosec.policy.engine import FindingFacts, decide
 from autosec.remediation.actions.base import Action, ActionRequest
 from autosec.remediation.registry import get_action
 from autosec.store import approvals, findings, inventory
 from autosec.store import remediation as ledger
+from autosec.store.db import Connection
 
 
 class ActionsFailed(RuntimeError):
@@ -53,7 +52,9 @@ def decide_findings(
         decision = decide(FindingFacts.from_row(row), assets[row["asset_id"]], loaded_policy)
         if dry_run and not decision.dry_run:
             decision = dataclasses.replace(
-                decision, dry_run=True, reasons=[*decision.reasons, "dry run requested for this run"]
+                decision,
+                dry_run=True,
+                reasons=[*decision.reasons, "dry run requested for this run"],
             )
         decision_id = ledger.record_decision(conn, row["id"], decision, now, run_ref)
         if decision_id is None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from autosec.store.db import Connection
-
 from autosec.reporting.poam import render_poam_csv
 from autosec.reporting.posture import ReportData, ReportFinding, render_posture_html
 from autosec.stages.blobs import BlobStore
 from autosec.store import events
 from autosec.store import reports as store
+from autosec.store.db import Connection
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,12 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
     decisions_by_approval: dict[int, list[dict]] = {}
     for d in rows["approval_decisions"]:
         decisions_by_approval.setdefault(d["approval_id"], []).append(
-            {"approver": d["approver"], "decision": d["decision"], "reason": d["reason"],
-             "at": d["decided_at"]}
+            {
+                "approver": d["approver"],
+                "decision": d["decision"],
+                "reason": d["reason"],
+                "at": d["decided_at"],
+            }
         )
     action_by_approval = {a["approval_id"]: a for a in rows["actions"] if a["approval_id"]}
     return ReportData(
@@ -40,31 +43,56 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
         assets_total=len(rows["assets"]),
         assets_scanned=sum(1 for a in rows["assets"] if a["last_scanned"] is not None),
         blind_spots=[
-            {"address": b["address"], "port": b["port"], "source": b["source"],
-             "seen_at": b["last_seen"], "evidence": b["evidence"]}
+            {
+                "address": b["address"],
+                "port": b["port"],
+                "source": b["source"],
+                "seen_at": b["last_seen"],
+                "evidence": b["evidence"],
+            }
             for b in rows["blind_spots"]
         ],
         findings=[
             ReportFinding(
-                fingerprint=f["fingerprint"], asset_id=f["asset_id"], asset_name=f["asset_name"],
-                owner=f["owner"], engine=f["engine"], rule_id=f["rule_id"], title=f["title"],
-                severity=f["severity"], status=f["status"], first_seen=f["first_seen"],
-                last_seen=f["last_seen"], due_date=f["due_date"], cve_ids=tuple(f["cve_ids"]),
-                location=_location_text(f["location"]), evidence_sha256=f["evidence_sha256"],
+                fingerprint=f["fingerprint"],
+                asset_id=f["asset_id"],
+                asset_name=f["asset_name"],
+                owner=f["owner"],
+                engine=f["engine"],
+                rule_id=f["rule_id"],
+                title=f["title"],
+                severity=f["severity"],
+                status=f["status"],
+                first_seen=f["first_seen"],
+                last_seen=f["last_seen"],
+                due_date=f["due_date"],
+                cve_ids=tuple(f["cve_ids"]),
+                location=_location_text(f["location"]),
+                evidence_sha256=f["evidence_sha256"],
             )
             for f in rows["findings"]
         ],
         actions=[
-            {"action": a["action"], "asset": a["asset_id"], "status": a["status"],
-             "external_ref": a["external_ref"], "mode": a["mode"], "rule_id": a["rule_id"],
-             "at": a["updated_at"]}
+            {
+                "action": a["action"],
+                "asset": a["asset_id"],
+                "status": a["status"],
+                "external_ref": a["external_ref"],
+                "mode": a["mode"],
+                "rule_id": a["rule_id"],
+                "at": a["updated_at"],
+            }
             for a in rows["actions"]
         ],
         approvals=[
-            {"id": a["id"], "status": a["status"], "requester": a["requester"],
-             "action": (action_by_approval.get(a["id"]) or {}).get("action"),
-             "asset": (action_by_approval.get(a["id"]) or {}).get("asset_id"),
-             "decisions": decisions_by_approval.get(a["id"], [])}
+            {
+                "id": a["id"],
+                "status": a["status"],
+                "requester": a["requester"],
+                "action": (action_by_approval.get(a["id"]) or {}).get("action"),
+                "asset": (action_by_approval.get(a["id"]) or {}).get("asset_id"),
+                "decisions": decisions_by_approval.get(a["id"], []),
+            }
             for a in rows["approvals"]
         ],
     )
@@ -87,19 +115,35 @@ def build_reports(
     stamp = now.strftime("%Y-%m-%dT%H%M%SZ")
     day = now.strftime("%Y/%m/%d")
     outputs = (
-        ("posture", "text/html", f"reports/posture/{day}/posture-{stamp}.html",
-         render_posture_html(data)),
+        (
+            "posture",
+            "text/html",
+            f"reports/posture/{day}/posture-{stamp}.html",
+            render_posture_html(data),
+        ),
         ("poam", "text/csv", f"reports/poam/{day}/poam-{stamp}.csv", render_poam_csv(data)),
     )
     built = []
     for kind, media_type, path, content in outputs:
         stored = blobs.put(path, content)
         report_id = store.record_report(
-            conn, kind, media_type, data.period_start, data.period_end, stored.uri,
-            stored.sha256, stored.size, loaded_policy.sha256, now,
+            conn,
+            kind,
+            media_type,
+            data.period_start,
+            data.period_end,
+            stored.uri,
+            stored.sha256,
+            stored.size,
+            loaded_policy.sha256,
+            now,
         )
-        events.emit(conn, "report.ready", f"report:{report_id}",
-                    {"kind": kind, "uri": stored.uri, "sha256": stored.sha256})
+        events.emit(
+            conn,
+            "report.ready",
+            f"report:{report_id}",
+            {"kind": kind, "uri": stored.uri, "sha256": stored.sha256},
+        )
         built.append(BuiltReport(report_id, kind, stored.uri, stored.sha256))
     conn.commit()
     return built

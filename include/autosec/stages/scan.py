@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from autosec.store.db import Connection
-
 from autosec.config.estate import ScanConfig
 from autosec.domain.targets import InvalidTarget, Target, host_of, validate_target
 from autosec.engines.registry import get_engine
 from autosec.stages.blobs import BlobStore
 from autosec.store import events, inventory, scans
+from autosec.store.db import Connection
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,12 @@ def run_batch(
     result = runner(argv, timeout=config.timeout_seconds)
     stored = blobs.put(f"evidence/{engine.name}/scan-run-{scan_run_id}.out", result.stdout)
     scans.add_evidence(conn, scan_run_id, stored.sha256, stored.uri, stored.size, "text/plain")
-    outcome = BatchOutcome(scan_run_id, "succeeded", evidence_sha256=stored.sha256,
-                           rejected_targets=[r for _, _, r in rejected])
+    outcome = BatchOutcome(
+        scan_run_id,
+        "succeeded",
+        evidence_sha256=stored.sha256,
+        rejected_targets=[r for _, _, r in rejected],
+    )
     if result.timed_out or result.truncated or result.exit_code != 0:
         outcome.status = "timed_out" if result.timed_out else "failed"
         outcome.error = _failure_text(result)
@@ -141,7 +144,7 @@ def _engine_version(engine, runner: Runner) -> str | None:
     try:
         result = runner(engine.version_command(), timeout=30)
         return engine.parse_version(result.stdout.decode(errors="replace"))
-    except Exception:  # a missing version is worth a gap in the record, not a failed scan
+    except Exception:  # noqa: BLE001 - a missing version is worth a gap in the record, not a failed scan
         return None
 
 

@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from autosec.store.db import Connection
-
 from autosec.engines.base import ScanScope
 from autosec.engines.registry import get_engine
 from autosec.store import events, findings, inventory, scans
+from autosec.store.db import Connection
 from autosec.triage.history import findings_to_close
 from autosec.triage.normalise import triage_observations
 

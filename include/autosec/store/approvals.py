@@ -16,6 +16,8 @@ from autosec.remediation import approvals as rules
 from autosec.store import events
 
 SYSTEM_APPROVER = "autosec"
+_READ_REQUEST = "SELECT * FROM approvals WHERE id = %s"
+_LOCK_REQUEST = "SELECT * FROM approvals WHERE id = %s FOR UPDATE"
 
 
 def create_approval(
@@ -33,20 +35,31 @@ def create_approval(
         "INSERT INTO approvals (requester, approvers, quorum, status, summary, rule_id, "
         "policy_hash, created_at, expires_at) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s) "
         "RETURNING id",
-        (requester, list(approvers), quorum, summary, rule_id, policy_hash, now,
-         now + timedelta(hours=expiry_hours)),
+        (
+            requester,
+            list(approvers),
+            quorum,
+            summary,
+            rule_id,
+            policy_hash,
+            now,
+            now + timedelta(hours=expiry_hours),
+        ),
     ).fetchone()
     approval_id = int(row[0])
-    events.emit(conn, "approval.requested", f"approval:{approval_id}",
-                {"summary": summary, "approvers": list(approvers), "quorum": quorum})
+    events.emit(
+        conn,
+        "approval.requested",
+        f"approval:{approval_id}",
+        {"summary": summary, "approvers": list(approvers), "quorum": quorum},
+    )
     return approval_id
 
 
 def load_request(conn: psycopg.Connection, approval_id: int, lock: bool = False):
     cur = conn.cursor(row_factory=dict_row)
-    row = cur.execute(
-        "SELECT * FROM approvals WHERE id = %s" + (" FOR UPDATE" if lock else ""), (approval_id,)
-    ).fetchone()
+    query = _LOCK_REQUEST if lock else _READ_REQUEST
+    row = cur.execute(query, (approval_id,)).fetchone()
     if row is None:
         raise rules.ApprovalRefused(f"approval {approval_id} does not exist")
     decisions = cur.execute(
@@ -61,8 +74,11 @@ def load_request(conn: psycopg.Connection, approval_id: int, lock: bool = False)
         expires_at=row["expires_at"],
         decisions=[
             rules.ApprovalDecision(
-                approver=d["approver"], decision=d["decision"], reason=d["reason"],
-                decided_at=d["decided_at"], policy_hash=d["policy_hash"],
+                approver=d["approver"],
+                decision=d["decision"],
+                reason=d["reason"],
+                decided_at=d["decided_at"],
+                policy_hash=d["policy_hash"],
             )
             for d in decisions
         ],
@@ -176,7 +192,8 @@ def list_approvals(conn: psycopg.Connection, status: str | None = None) -> list[
 def decisions_for(conn: psycopg.Connection, approval_id: int) -> list[dict]:
     return (
         conn.cursor(row_factory=dict_row)
-        .execute("SELECT * FROM approval_decisions WHERE approval_id = %s ORDER BY id",
-                 (approval_id,))
+        .execute(
+            "SELECT * FROM approval_decisions WHERE approval_id = %s ORDER BY id", (approval_id,)
+        )
         .fetchall()
     )

@@ -30,7 +30,7 @@ def _libpq_url(url: str) -> str:
 
 
 def sqlalchemy_url(url: str) -> str:
-    scheme, sep, rest = _libpq_url(url).partition("://")
+    _, sep, rest = _libpq_url(url).partition("://")
     if not sep:
         params = conninfo_to_dict(url)
         return "postgresql+psycopg:///?" + make_conninfo(**params).replace(" ", "&")
@@ -76,4 +76,6 @@ def drop_database(admin_url: str, name: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(_libpq_url(admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

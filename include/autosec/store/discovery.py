@@ -22,15 +22,22 @@ def record_blind_spots(
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (address, port, source) DO UPDATE "
             "SET last_seen = EXCLUDED.last_seen, evidence = EXCLUDED.evidence, status = 'open', "
             "resolved_at = NULL RETURNING id, (xmax = 0)",
-            (spot.address, spot.port or 0, spot.source, Jsonb(spot.evidence), spot.seen_at,
-             spot.seen_at),
+            (
+                spot.address,
+                spot.port or 0,
+                spot.source,
+                Jsonb(spot.evidence),
+                spot.seen_at,
+                spot.seen_at,
+            ),
         ).fetchone()
         stored.append((int(row[0]), bool(row[1])))
     return stored
 
 
-def resolve_known(conn: psycopg.Connection, source: str, still_blind: Sequence[tuple[str, int]],
-                  now) -> int:
+def resolve_known(
+    conn: psycopg.Connection, source: str, still_blind: Sequence[tuple[str, int]], now
+) -> int:
     """Resolve this source's open blind spots that are no longer blind (now inventoried or gone)."""
     keep = [f"{address}:{port}" for address, port in still_blind]
     rows = conn.execute(

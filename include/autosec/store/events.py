@@ -7,10 +7,19 @@ from collections.abc import Iterable
 import psycopg
 from psycopg.types.json import Jsonb
 
-EVENT_NAMES = frozenset({
-    "scan.failed", "finding.new", "finding.black_swan", "approval.requested", "approval.expired",
-    "sla.breached", "report.ready", "blind_spot.found", "input.rejected",
-})
+EVENT_NAMES = frozenset(
+    {
+        "scan.failed",
+        "finding.new",
+        "finding.black_swan",
+        "approval.requested",
+        "approval.expired",
+        "sla.breached",
+        "report.ready",
+        "blind_spot.found",
+        "input.rejected",
+    }
+)
 
 
 def emit(conn: psycopg.Connection, name: str, subject: str, payload: dict | None = None) -> None:
@@ -23,6 +32,4 @@ def emit_many(conn: psycopg.Connection, name: str, items: Iterable[tuple[str, di
     rows = [(name, subject, Jsonb(payload)) for subject, payload in items]
     if rows:
         with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO events (name, subject, payload) VALUES (%s, %s, %s)", rows
-            )
+            cur.executemany("INSERT INTO events (name, subject, payload) VALUES (%s, %s, %s)", rows)

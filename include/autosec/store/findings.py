@@ -19,9 +19,23 @@ from autosec.triage.history import OpenFinding
 from autosec.triage.normalise import TriagedFinding
 
 _STAGE_COLUMNS = (
-    "fingerprint", "fingerprint_version", "asset_id", "engine", "rule_id", "title", "description",
-    "severity", "priority", "cvss_vector", "cvss_score", "cve_ids", "cwe", "location",
-    "evidence_sha256", "owner", "due_date",
+    "fingerprint",
+    "fingerprint_version",
+    "asset_id",
+    "engine",
+    "rule_id",
+    "title",
+    "description",
+    "severity",
+    "priority",
+    "cvss_vector",
+    "cvss_score",
+    "cve_ids",
+    "cwe",
+    "location",
+    "evidence_sha256",
+    "owner",
+    "due_date",
 )
 
 
@@ -50,17 +64,33 @@ def upsert_findings(
         "due_date date) ON COMMIT DELETE ROWS"
     )
     conn.execute("TRUNCATE finding_stage")
-    with conn.cursor() as cur, cur.copy(
-        f"COPY finding_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY finding_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy,
+    ):
         for f in findings:
             o = f.observation
-            copy.write_row((
-                f.fingerprint, f.fingerprint_version, o.asset_id, o.engine, o.rule_id, o.title,
-                o.description, o.severity.value, f.priority, o.cvss_vector, o.cvss_score,
-                list(o.cve_ids), o.cwe, json.dumps(o.location.as_dict(), sort_keys=True),
-                evidence_sha256, f.owner, f.due_date,
-            ))
+            copy.write_row(
+                (
+                    f.fingerprint,
+                    f.fingerprint_version,
+                    o.asset_id,
+                    o.engine,
+                    o.rule_id,
+                    o.title,
+                    o.description,
+                    o.severity.value,
+                    f.priority,
+                    o.cvss_vector,
+                    o.cvss_score,
+                    list(o.cve_ids),
+                    o.cwe,
+                    json.dumps(o.location.as_dict(), sort_keys=True),
+                    evidence_sha256,
+                    f.owner,
+                    f.due_date,
+                )
+            )
     reopened = conn.execute(
         "INSERT INTO finding_history (finding_id, from_status, to_status, scan_run_id, reason, at) "
         "SELECT f.id, f.status, 'reopened', %s, 'seen again after it was fixed', %s "
@@ -69,8 +99,9 @@ def upsert_findings(
         (scan_run_id, now),
     ).fetchall()
     columns = ", ".join(_STAGE_COLUMNS)
+    # Column names are module constants, never input.
     upserted = conn.execute(
-        f"INSERT INTO findings ({columns}, status, first_seen, last_seen, last_scan_run_id) "
+        f"INSERT INTO findings ({columns}, status, first_seen, last_seen, last_scan_run_id) "  # noqa: S608
         f"SELECT {columns}, 'open', %(now)s, %(now)s, %(run)s FROM finding_stage "
         "ON CONFLICT (fingerprint) DO UPDATE SET "
         " last_seen = EXCLUDED.last_seen, last_scan_run_id = EXCLUDED.last_scan_run_id,"
@@ -86,7 +117,8 @@ def upsert_findings(
     new_ids = tuple(row[0] for row in upserted if row[1])
     if new_ids:
         conn.execute(
-            "INSERT INTO finding_history (finding_id, from_status, to_status, scan_run_id, reason, at)"
+            "INSERT INTO finding_history "
+            "(finding_id, from_status, to_status, scan_run_id, reason, at)"
             " SELECT id, NULL, 'open', %s, 'first seen', %s FROM unnest(%s::bigint[]) AS id",
             (scan_run_id, now, list(new_ids)),
         )
@@ -148,8 +180,6 @@ def actionable_findings(
 def finding_history(conn: psycopg.Connection, finding_id: int) -> list[dict]:
     return (
         conn.cursor(row_factory=dict_row)
-        .execute(
-            "SELECT * FROM finding_history WHERE finding_id = %s ORDER BY id", (finding_id,)
-        )
+        .execute("SELECT * FROM finding_history WHERE finding_id = %s ORDER BY id", (finding_id,))
         .fetchall()
     )

@@ -36,9 +36,7 @@ class InventoryChanges:
         }
 
 
-def start_sync(
-    conn: psycopg.Connection, source: str, kind: str, run_ref: str | None = None
-) -> int:
+def start_sync(conn: psycopg.Connection, source: str, kind: str, run_ref: str | None = None) -> int:
     row = conn.execute(
         "INSERT INTO sync_runs (source, kind, status, run_ref) VALUES (%s, %s, 'running', %s) "
         "RETURNING id",
@@ -100,7 +98,9 @@ def apply_source_snapshot(
                 changes.changed.append(asset.id)
             elif before_identity != after:
                 kind = "owner_changed" if before_identity["owner"] != after["owner"] else "changed"
-                _record_change(conn, asset.id, source, kind, before_identity, after, sync_run_id, now)
+                _record_change(
+                    conn, asset.id, source, kind, before_identity, after, sync_run_id, now
+                )
                 changes.changed.append(asset.id)
             else:
                 changes.unchanged += 1
@@ -129,9 +129,18 @@ def _insert_asset(conn: psycopg.Connection, asset: Asset, sync_run_id: int, now:
         "tags, status, first_seen, last_seen, last_sync_run_id) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'active', %s, %s, %s)",
         (
-            asset.id, asset.name, asset.kind.value, asset.source, asset.owner,
-            asset.environment.value, asset.criticality.value, list(asset.addresses),
-            list(asset.tags), now, now, sync_run_id,
+            asset.id,
+            asset.name,
+            asset.kind.value,
+            asset.source,
+            asset.owner,
+            asset.environment.value,
+            asset.criticality.value,
+            list(asset.addresses),
+            list(asset.tags),
+            now,
+            now,
+            sync_run_id,
         ),
     )
 
@@ -142,8 +151,15 @@ def _update_asset(conn: psycopg.Connection, asset: Asset, sync_run_id: int, now:
         "addresses = %s, tags = %s, status = 'active', retired_at = NULL, last_seen = %s, "
         "last_sync_run_id = %s WHERE id = %s",
         (
-            asset.name, asset.kind.value, asset.owner, asset.environment.value,
-            asset.criticality.value, list(asset.addresses), list(asset.tags), now, sync_run_id,
+            asset.name,
+            asset.kind.value,
+            asset.owner,
+            asset.environment.value,
+            asset.criticality.value,
+            list(asset.addresses),
+            list(asset.tags),
+            now,
+            sync_run_id,
             asset.id,
         ),
     )
@@ -163,8 +179,13 @@ def _record_change(
         "INSERT INTO asset_changes (asset_id, source, change, before, after, sync_run_id, at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (
-            asset_id, source, change, Jsonb(before) if before is not None else None,
-            Jsonb(after) if after is not None else None, sync_run_id, now,
+            asset_id,
+            source,
+            change,
+            Jsonb(before) if before is not None else None,
+            Jsonb(after) if after is not None else None,
+            sync_run_id,
+            now,
         ),
     )
 

@@ -21,9 +21,17 @@ def record_decision(
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (finding_id, policy_hash, dry_run) DO NOTHING RETURNING id",
         (
-            finding_id, decision.policy_hash, decision.policy_version or "", decision.rule_id,
-            decision.action, decision.mode, Jsonb(decision.as_record()),
-            Jsonb(list(decision.reasons)), now, run_ref, decision.dry_run,
+            finding_id,
+            decision.policy_hash,
+            decision.policy_version or "",
+            decision.rule_id,
+            decision.action,
+            decision.mode,
+            Jsonb(decision.as_record()),
+            Jsonb(list(decision.reasons)),
+            now,
+            run_ref,
+            decision.dry_run,
         ),
     ).fetchone()
     return int(row[0]) if row else None
@@ -49,8 +57,15 @@ def record_action(
         "dry_run, request, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'planned', %s, %s,"
         " %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (
-            key, decision_id, finding_id, request.action, mode,
-            request.dry_run, Jsonb(request.as_dict()), now, now,
+            key,
+            decision_id,
+            finding_id,
+            request.action,
+            mode,
+            request.dry_run,
+            Jsonb(request.as_dict()),
+            now,
+            now,
         ),
     ).fetchone()
     return int(row[0]) if row else None
@@ -116,8 +131,6 @@ def approved_action_ids(conn: psycopg.Connection, approval_ids: Sequence[int]) -
 def decision_for(conn: psycopg.Connection, finding_id: int) -> list[dict]:
     return (
         conn.cursor(row_factory=dict_row)
-        .execute(
-            "SELECT * FROM policy_decisions WHERE finding_id = %s ORDER BY id", (finding_id,)
-        )
+        .execute("SELECT * FROM policy_decisions WHERE finding_id = %s ORDER BY id", (finding_id,))
         .fetchall()
     )

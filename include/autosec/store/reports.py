@@ -55,7 +55,8 @@ def report_inputs(conn: psycopg.Connection) -> dict[str, list[dict]]:
         ).fetchall(),
         "actions": cur.execute(
             "SELECT x.*, d.rule_id, f.asset_id FROM actions x "
-            "JOIN policy_decisions d ON d.id = x.decision_id JOIN findings f ON f.id = x.finding_id "
+            "JOIN policy_decisions d ON d.id = x.decision_id "
+            "JOIN findings f ON f.id = x.finding_id "
             "ORDER BY x.id"
         ).fetchall(),
         "approvals": cur.execute("SELECT * FROM approvals ORDER BY id").fetchall(),

@@ -73,9 +73,10 @@ def add_observations(
 ) -> int:
     """COPY the run's observations in; triage picks them up by run id."""
     count = 0
-    with conn.cursor() as cur, cur.copy(
-        "COPY observations (scan_run_id, asset_id, payload) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY observations (scan_run_id, asset_id, payload) FROM STDIN") as copy,
+    ):
         for observation in observations:
             copy.write_row((scan_run_id, observation.asset_id, observation_to_json(observation)))
             count += 1

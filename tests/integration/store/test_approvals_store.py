@@ -40,13 +40,18 @@ def test_quorum_reject_reason_and_log(conn) -> None:
         approvals.decide(conn, approval_id, "alice", "approve", "again", T0)
     assert approvals.decide(conn, approval_id, "bob", "approve", "ok", T0) == "approved"
     log = approvals.decisions_for(conn, approval_id)
-    assert [(d["approver"], d["decision"]) for d in log] == [("alice", "approve"), ("bob", "approve")]
+    assert [(d["approver"], d["decision"]) for d in log] == [
+        ("alice", "approve"),
+        ("bob", "approve"),
+    ]
     assert all(d["policy_hash"] == HASH for d in log)
 
     other = _request(conn)
     with pytest.raises(ApprovalRefused):
         approvals.decide(conn, other, "alice", "reject", "", T0)
-    assert approvals.decide(conn, other, "alice", "reject", "not during the freeze", T0) == "rejected"
+    assert (
+        approvals.decide(conn, other, "alice", "reject", "not during the freeze", T0) == "rejected"
+    )
 
 
 def test_the_decision_log_is_append_only(conn) -> None:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from autosec.domain.models import (
-    Asset, AssetKind, Criticality, Environment, Location, Observation, Severity,
+    Asset,
+    AssetKind,
+    Criticality,
+    Environment,
+    Location,
+    Observation,
+    Severity,
 )
 from autosec.stages.triage import triage_runs
 from autosec.store import inventory, scans
@@ -15,18 +21,33 @@ from autosec.store import inventory, scans
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180, "info": None}
-ASSET = Asset("web", "web", AssetKind.WEB_APP, "file", "team-web", Environment.PRODUCTION,
-              Criticality.HIGH, ("127.0.0.11",))
+ASSET = Asset(
+    "web",
+    "web",
+    AssetKind.WEB_APP,
+    "file",
+    "team-web",
+    Environment.PRODUCTION,
+    Criticality.HIGH,
+    ("127.0.0.11",),
+)
 
 
 def _obs(port: int, rule: str = "nmap.open-port", title: str = "open") -> Observation:
-    return Observation("web", "nmap", rule, title, Severity.LOW,
-                       Location(host="127.0.0.11", port=port, protocol="tcp"))
+    return Observation(
+        "web",
+        "nmap",
+        rule,
+        title,
+        Severity.LOW,
+        Location(host="127.0.0.11", port=port, protocol="tcp"),
+    )
 
 
 def _scan(conn, observations, now, status="succeeded", ports=(80, 443)) -> int:
-    run = scans.start_scan_run(conn, "nmap", ["web"], {"targets": ["127.0.0.11"],
-                                                       "ports": list(ports)}, ["nmap"], now)
+    run = scans.start_scan_run(
+        conn, "nmap", ["web"], {"targets": ["127.0.0.11"], "ports": list(ports)}, ["nmap"], now
+    )
     scans.add_observations(conn, run, observations)
     scans.finish_scan_run(conn, run, status, now)
     return run
@@ -71,15 +92,19 @@ def test_status_machine_and_history(seeded) -> None:
     _scan(conn, [_obs(80), _obs(443)], T0 + timedelta(days=10))
     assert triage_runs(conn, DAYS, T0 + timedelta(days=10)).reopened == 1
     assert _statuses(conn) == {80: "open", 443: "reopened"}
-    due = conn.execute(
-        "SELECT due_date FROM findings WHERE location->>'port' = '443'"
-    ).fetchone()[0]
+    due = conn.execute("SELECT due_date FROM findings WHERE location->>'port' = '443'").fetchone()[
+        0
+    ]
     assert due == (T0 + timedelta(days=10 + 180)).date()
     transitions = conn.execute(
         "SELECT from_status, to_status, scan_run_id IS NOT NULL FROM finding_history h "
         "JOIN findings f ON f.id = h.finding_id WHERE f.location->>'port' = '443' ORDER BY h.id"
     ).fetchall()
-    assert transitions == [(None, "open", True), ("open", "fixed", True), ("fixed", "reopened", True)]
+    assert transitions == [
+        (None, "open", True),
+        ("open", "fixed", True),
+        ("fixed", "reopened", True),
+    ]
 
 
 def test_each_run_is_triaged_once(seeded) -> None:

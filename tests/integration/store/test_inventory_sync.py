@@ -26,26 +26,30 @@ def _source(name: str, path) -> InventorySourceConfig:
 
 
 def test_sync_sweeps_only_its_own_source_and_keeps_history(conn, tmp_path) -> None:
-    a = _write(tmp_path / "a.csv", [
-        "web,web,web_app,10.0.0.1,team-web,production,high,internet-facing",
-        "db,db,database,10.0.0.2,team-data,production,business_critical,",
-    ])
+    a = _write(
+        tmp_path / "a.csv",
+        [
+            "web,web,web_app,10.0.0.1,team-web,production,high,internet-facing",
+            "db,db,database,10.0.0.2,team-data,production,business_critical,",
+        ],
+    )
     b = _write(tmp_path / "b.csv", ["runner,runner,host,10.0.1.1,team-ci,development,low,"])
     first = sync_source(conn, _source("cmdb-a", a), a, T0)
     sync_source(conn, _source("cmdb-b", b), b, T0)
     assert first.status == "succeeded" and sorted(first.changed_asset_ids) == ["db", "web"]
 
     # Source A drops db and changes web's owner; source B's runner must not be retired.
-    a = _write(tmp_path / "a.csv", [
-        "web,web,web_app,10.0.0.1,team-platform,production,high,internet-facing",
-    ])
+    a = _write(
+        tmp_path / "a.csv",
+        [
+            "web,web,web_app,10.0.0.1,team-platform,production,high,internet-facing",
+        ],
+    )
     second = sync_source(conn, _source("cmdb-a", a), a, T0 + timedelta(hours=1))
     assert second.counts["retired"] == 1 and second.changed_asset_ids == ["web"]
     status = dict(conn.execute("SELECT id, status FROM assets").fetchall())
     assert status == {"web": "active", "db": "retired", "runner": "active"}
-    changes = conn.execute(
-        "SELECT asset_id, change FROM asset_changes ORDER BY id"
-    ).fetchall()
+    changes = conn.execute("SELECT asset_id, change FROM asset_changes ORDER BY id").fetchall()
     assert ("web", "owner_changed") in changes and ("db", "retired") in changes
     owner_change = conn.execute(
         "SELECT before->>'owner', after->>'owner' FROM asset_changes WHERE change = 'owner_changed'"
@@ -66,18 +70,24 @@ def test_a_failed_source_retires_nothing(conn, tmp_path) -> None:
 
 
 def test_malformed_and_hostile_rows_are_quarantined_and_do_not_retire(conn, tmp_path) -> None:
-    path = _write(tmp_path / "inv.csv", [
-        "web,web,web_app,10.0.0.1,team-web,production,high,",
-        "db,db,database,10.0.0.2,team-data,production,high,",
-    ])
+    path = _write(
+        tmp_path / "inv.csv",
+        [
+            "web,web,web_app,10.0.0.1,team-web,production,high,",
+            "db,db,database,10.0.0.2,team-data,production,high,",
+        ],
+    )
     sync_source(conn, _source("file", path), path, T0)
-    path = _write(tmp_path / "inv.csv", [
-        "web,web,web_app,10.0.0.1,team-web,production,high,",
-        "db,db,database,a;rm -rf /,team-data,production,high,",
-        "evil,evil,host,$(id),team-x,production,high,",
-        "opt,opt,host,--script=x,team-x,production,high,",
-        "new,new,host,10.0.0.9,team-x,nowhere,high,",
-    ])
+    path = _write(
+        tmp_path / "inv.csv",
+        [
+            "web,web,web_app,10.0.0.1,team-web,production,high,",
+            "db,db,database,a;rm -rf /,team-data,production,high,",
+            "evil,evil,host,$(id),team-x,production,high,",
+            "opt,opt,host,--script=x,team-x,production,high,",
+            "new,new,host,10.0.0.9,team-x,nowhere,high,",
+        ],
+    )
     outcome = sync_source(conn, _source("file", path), path, T0 + timedelta(hours=1))
     assert outcome.status == "partial"
     assert outcome.counts["quarantined"] == 4 and outcome.counts["retired"] == 0

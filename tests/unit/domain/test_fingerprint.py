@@ -38,7 +38,9 @@ def test_fingerprint_changes_with_identity_fields() -> None:
     base = fingerprint(_obs())
     assert fingerprint(_obs(asset_id="orders-db")) != base
     assert fingerprint(_obs(rule_id="nmap.open-port")) != base
-    assert fingerprint(_obs(location=Location(host="127.0.0.11", port=8443, protocol="tcp"))) != base
+    assert (
+        fingerprint(_obs(location=Location(host="127.0.0.11", port=8443, protocol="tcp"))) != base
+    )
 
 
 def test_fingerprint_normalises_case_url_query_and_package_version() -> None:

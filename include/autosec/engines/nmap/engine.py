@@ -1,29 +1,62 @@
-"""The nmap engine: TCP connect scan with service and version detection, XML to stdout."""
+"""The nmap engine: an unprivileged TCP connect scan with light version detection.
+
+The argv it builds, and why each option is there::
+
+    nmap -sT -sV --version-intensity 2 -T4 -Pn -n --noninteractive --host-timeout 300s
+         -p PORTS -oX - -- TARGET...
+
+- ``-sT``: a connect scan needs no raw sockets or root, so it runs on any worker.
+- ``-sV --version-intensity 2`` (``--version-light``): reads banners (an HTTP ``Server`` header,
+  a MySQL greeting) and still tries every probe registered for the port (PostgreSQL on 5432,
+  Redis on 6379), while an unidentifiable service costs seconds instead of minutes.
+- ``-T4``: the timing template for reliable networks. ``-Pn``: inventoried hosts are scanned
+  even when they drop pings. ``-n``: no reverse DNS (slow, and a PTR name proves nothing);
+  hostnames given as targets are still resolved.
+- ``--host-timeout``: one slow host cannot hold the batch until the runner kills everything.
+- ``-oX -``: the XML report on stdout, kept as evidence and parsed. ``--noninteractive``: no
+  keyboard handling on a worker without a terminal.
+- ``--``: ends the options. Targets are validated twice (by the scan stage and again here), so
+  nothing starting with ``-`` gets this far; the separator is a third wall.
+
+nmap cannot mix IPv4 and IPv6 targets in one run (IPv6 needs ``-6``, and without it an IPv6
+target is silently skipped), so a batch mixing the two is refused with a clear error.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Observation
 from autosec.domain.targets import InvalidTarget, Target, TargetKind, host_of, validate_target
-from autosec.engines.base import Capability, Engine
+from autosec.engines.base import Capability, Engine, ScanScope
 from autosec.engines.nmap import parser
 
-DEFAULT_PORTS = (21, 22, 23, 25, 53, 80, 110, 143, 443, 445, 1433, 1521, 3306, 3389, 5432,
-                 5900, 6379, 8080, 8443, 9200, 11211, 27017)
+DEFAULT_PORTS: tuple[int, ...] = (
+    21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 389, 443, 445, 465, 587, 636, 993, 995,
+    1433, 1521, 2049, 2375, 2376, 3000, 3306, 3389, 5000, 5432, 5601, 5672, 5900, 5984, 6379,
+    8000, 8008, 8080, 8081, 8443, 8888, 9000, 9042, 9090, 9200, 9300, 11211, 15672, 27017,
+)  # fmt: skip
+DEFAULT_HOST_TIMEOUT_SECONDS = 300
+DEFAULT_VERSION_INTENSITY = 2
 OPTION_KEYS = frozenset({"ports", "host_timeout_seconds", "version_intensity"})
+
+_KINDS = (AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE, AssetKind.WEB_APP)
+_ADDRESSABLE = (TargetKind.IP, TargetKind.HOSTNAME, TargetKind.URL)
 
 
 class NmapEngine(Engine):
+    """Open ports, version-disclosing banners and reachable databases, from one nmap run."""
+
     name = "nmap"
     capabilities = (
-        Capability("open ports", (parser.OPEN_PORT,),
-                   (AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE, AssetKind.WEB_APP)),
-        Capability("service version disclosure", (parser.VERSION_DISCLOSED,),
-                   (AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE, AssetKind.WEB_APP)),
-        Capability("databases reachable on the network", (parser.DATABASE_EXPOSED,),
-                   (AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE)),
+        Capability("open TCP ports", (parser.OPEN_PORT,), _KINDS),
+        Capability("services disclosing their version", (parser.VERSION_DISCLOSED,), _KINDS),
+        Capability(
+            "database services reachable on the network", (parser.DATABASE_EXPOSED,), _KINDS
+        ),
     )
     default_timeout_seconds = 900
 
@@ -34,50 +67,137 @@ class NmapEngine(Engine):
         return parser.parse_nmap_version(output)
 
     def accepts(self, asset: Asset) -> bool:
+        """A host-like asset with at least one address nmap can reach (IP, hostname, URL host)."""
+        if asset.kind not in _KINDS:
+            return False
         for address in asset.addresses:
             try:
-                validate_target(address)
+                target = validate_target(address)
             except InvalidTarget:
                 continue
-            return True
+            if target.kind in _ADDRESSABLE:
+                return True
         return False
 
     def command(self, targets: Sequence[Target], options: Mapping[str, Any]) -> list[str]:
-        unknown = sorted(set(options) - OPTION_KEYS)
-        if unknown:
-            raise ValueError(f"unknown nmap option(s) {unknown}: allowed {sorted(OPTION_KEYS)}")
-        checked = [validate_target(t.value) for t in targets]
-        if not checked:
-            raise ValueError("nmap needs at least one target")
-        ports = _ports(options.get("ports") or DEFAULT_PORTS)
-        host_timeout = int(options.get("host_timeout_seconds", 300))
-        intensity = int(options.get("version_intensity", 7))
-        if not 0 <= intensity <= 9:
-            raise ValueError(f"nmap version_intensity {intensity} is not in 0..9")
+        """The argv for one run; every target is validated again, every option checked."""
+        checked = _revalidate(targets)
+        ports, host_timeout, intensity = _options(options)
+        hosts = _hosts(checked)
         argv = [
-            "nmap", "-sT", "-sV", "--version-intensity", str(intensity), "-Pn", "-T4",
-            "--noninteractive", "--host-timeout", f"{host_timeout}s",
-            "-p", ",".join(str(p) for p in ports), "-oX", "-",
+            "nmap",
+            "-sT",
+            "-sV",
+            "--version-intensity",
+            str(intensity),
+            "-T4",
+            "-Pn",
+            "-n",
+            "--noninteractive",
+            "--host-timeout",
+            f"{host_timeout}s",
         ]
-        if all(t.kind in (TargetKind.IP, TargetKind.CIDR) for t in checked):
-            argv.append("-n")
-        argv.extend(host_of(t) for t in checked)
-        return argv
+        if _family(hosts) == 6:
+            argv.append("-6")
+        argv += ["-p", ",".join(map(str, _effective_ports(checked, ports))), "-oX", "-", "--"]
+        return argv + hosts
+
+    def scope(self, targets: Sequence[Target], options: Mapping[str, Any]) -> ScanScope:
+        """What the run looks at: the ports actually passed to nmap, defaults included."""
+        checked = _revalidate(targets)
+        ports, _, _ = _options(options)
+        return ScanScope(tuple(t.value for t in checked), _effective_ports(checked, ports))
 
     def parse(self, raw: bytes, asset_by_host: Mapping[str, str]) -> list[Observation]:
-        return parser.parse_nmap_xml(raw, asset_by_host, self.name)
+        """Observations from this engine's XML; ``asset_by_host`` names this run's targets.
 
-    def scope(self, targets, options):
-        scope = super().scope(targets, options)
-        if not scope.ports:
-            return type(scope)(scope.targets, DEFAULT_PORTS)
-        return scope
+        Raises ``NmapIncompleteScan`` (a ``ValueError``) when a target was not scanned to the
+        end, so the run is recorded as failed and closes nothing.
+        """
+        return parser.parse_nmap_xml(raw, asset_by_host, self.name, require_complete=True)
 
 
-def _ports(ports: Sequence[Any]) -> list[int]:
-    checked = []
-    for port in ports:
+def _revalidate(targets: Sequence[Target]) -> list[Target]:
+    if isinstance(targets, str | bytes):
+        raise ValueError(f"nmap targets must be a list of targets, not one string: {targets!r}")
+    checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
+    if not checked:
+        raise ValueError("nmap needs at least one target")
+    return checked
+
+
+def _options(options: Mapping[str, Any]) -> tuple[tuple[int, ...] | None, int, int]:
+    """(explicit ports or None, host timeout, version intensity), each validated."""
+    unknown = sorted(set(options) - OPTION_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown nmap option(s) {', '.join(map(repr, unknown))}: "
+            f"allowed are {', '.join(sorted(OPTION_KEYS))}"
+        )
+    ports = _ports(options["ports"]) if "ports" in options else None
+    host_timeout = _bounded_int(
+        "host_timeout_seconds", options.get("host_timeout_seconds", DEFAULT_HOST_TIMEOUT_SECONDS),
+        1, 86400,
+    )  # fmt: skip
+    intensity = _bounded_int(
+        "version_intensity", options.get("version_intensity", DEFAULT_VERSION_INTENSITY), 0, 9
+    )
+    return ports, host_timeout, intensity
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        raise ValueError(f"nmap option 'ports' must be a list of port numbers, got {value!r}")
+    if not value:
+        raise ValueError("nmap option 'ports' is empty: leave it out to scan the default ports")
+    for port in value:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"nmap port {port!r} is not an integer in 1..65535")
-        checked.append(port)
-    return sorted(set(checked))
+            raise ValueError(f"nmap option 'ports': {port!r} is not an integer in 1..65535")
+    return tuple(sorted(set(value)))
+
+
+def _bounded_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"nmap option {name!r}: {value!r} is not an integer in {low}..{high}")
+    return value
+
+
+def _hosts(targets: Sequence[Target]) -> list[str]:
+    """nmap's target arguments, in order, without duplicates (nmap would scan them twice)."""
+    hosts: list[str] = []
+    for target in targets:
+        host = host_of(target)
+        if host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def _family(hosts: Sequence[str]) -> int:
+    """4 or 6; hostnames resolve as IPv4 (nmap's default). A mix cannot run as one scan."""
+    families: set[int] = set()
+    for host in hosts:
+        try:
+            families.add(ipaddress.ip_network(host, strict=False).version)
+        except ValueError:
+            families.add(4)
+    if len(families) > 1:
+        v6 = [h for h in hosts if ":" in h]
+        raise ValueError(
+            "nmap cannot scan IPv4 and IPv6 targets in one run; split the batch by address "
+            f"family (IPv6 targets: {', '.join(v6)})"
+        )
+    return families.pop()
+
+
+def _effective_ports(
+    targets: Sequence[Target], explicit: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    """Explicit ports as given; otherwise the defaults plus the port of every URL target."""
+    if explicit is not None:
+        return explicit
+    ports = set(DEFAULT_PORTS)
+    for target in targets:
+        if target.kind is TargetKind.URL:
+            parts = urlsplit(target.value)
+            ports.add(parts.port or (443 if parts.scheme == "https" else 80))
+    return tuple(sorted(ports))

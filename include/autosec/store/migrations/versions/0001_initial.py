@@ -49,7 +49,8 @@ CREATE TABLE asset_changes (
     id bigserial PRIMARY KEY,
     asset_id text NOT NULL REFERENCES assets (id),
     source text NOT NULL,
-    change text NOT NULL CHECK (change IN ('new', 'changed', 'owner_changed', 'retired', 'reactivated')),
+    change text NOT NULL
+        CHECK (change IN ('new', 'changed', 'owner_changed', 'retired', 'reactivated')),
     before jsonb,
     after jsonb,
     sync_run_id bigint NOT NULL REFERENCES sync_runs (id),
@@ -134,7 +135,8 @@ CREATE TABLE findings (
     title text NOT NULL,
     description text NOT NULL DEFAULT '',
     severity text NOT NULL CHECK (severity IN ('info', 'low', 'medium', 'high', 'critical')),
-    status text NOT NULL CHECK (status IN ('open', 'fixed', 'reopened', 'accepted', 'false_positive')),
+    status text NOT NULL
+        CHECK (status IN ('open', 'fixed', 'reopened', 'accepted', 'false_positive')),
     priority text NOT NULL,
     cvss_vector text,
     cvss_score numeric(3, 1) CHECK (cvss_score BETWEEN 0 AND 10),
@@ -257,9 +259,23 @@ CREATE INDEX events_name_idx ON events (name, at);
 """
 
 TABLES = [
-    "events", "reports", "actions", "approval_decisions", "approvals", "policy_decisions",
-    "finding_history", "findings", "observations", "evidence", "asset_scan_state", "scan_runs",
-    "blind_spots", "input_rejections", "asset_changes", "assets", "sync_runs",
+    "events",
+    "reports",
+    "actions",
+    "approval_decisions",
+    "approvals",
+    "policy_decisions",
+    "finding_history",
+    "findings",
+    "observations",
+    "evidence",
+    "asset_scan_state",
+    "scan_runs",
+    "blind_spots",
+    "input_rejections",
+    "asset_changes",
+    "assets",
+    "sync_runs",
 ]
 
 
