@@ -8,11 +8,6 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-PENDING_QUERY = (
-    "SELECT id, status, (status = 'pending' AND expires_at <= now()) AS expired "
-    "FROM approvals WHERE id = ANY(%s)"
-)
-
 
 class ApprovalTrigger(BaseTrigger):
     """Fires once every approval in ``approval_ids`` is decided or has expired."""
@@ -45,6 +40,7 @@ class ApprovalTrigger(BaseTrigger):
         import psycopg
 
         from autosec.airflow.hooks import async_store_dsn
+        from autosec.store.approvals import poll_states
 
         dsn = await async_store_dsn(self.conn_id)
         failures = 0
@@ -53,9 +49,7 @@ class ApprovalTrigger(BaseTrigger):
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     failures = 0
                     while True:
-                        rows = await (
-                            await conn.execute(PENDING_QUERY, (self.approval_ids,))
-                        ).fetchall()
+                        rows = await poll_states(conn, self.approval_ids)
                         event = self._event_if_settled(rows)
                         if event is not None:
                             yield event

@@ -197,3 +197,13 @@ def decisions_for(conn: psycopg.Connection, approval_id: int) -> list[dict]:
         )
         .fetchall()
     )
+
+
+async def poll_states(aconn: psycopg.AsyncConnection, approval_ids: Sequence[int]) -> list[tuple]:
+    """(id, status, expired) for each request; used by the gate's trigger without blocking."""
+    cursor = await aconn.execute(
+        "SELECT id, status, (status = 'pending' AND expires_at <= now()) AS expired "
+        "FROM approvals WHERE id = ANY(%s)",
+        (list(approval_ids),),
+    )
+    return await cursor.fetchall()
