@@ -23,6 +23,8 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 LOOP_ORDER = ("inventory_sync", "discovery", "scan", "triage", "remediate", "report")
 DEMO_APPROVER = "secops-lead"
 DEMO_ESTATE = Path(__file__).with_name("estate.yaml")
+# Demo-only UI logins, kept in the demo's own work folder.
+DEMO_UI_USERS = {"admin": "admin", DEMO_APPROVER: "approve-demo"}
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -35,6 +37,10 @@ class DemoEnvironment:
     ticketing_url: str
     ticketing_token: str
     estate: Path = DEMO_ESTATE
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.workdir / "ui-passwords.json"
 
     @property
     def store_url(self) -> str:
@@ -56,6 +62,7 @@ class DemoEnvironment:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_url,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{DEMO_APPROVER}:user",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_AUTOSEC_DB": self.store_url,
             "AIRFLOW_CONN_AUTOSEC_TICKETING": f"http://:{self.ticketing_token}@{host}",
@@ -80,6 +87,8 @@ def prepare(env: DemoEnvironment) -> None:
         db.create_database(env.admin_url, name)
     db.upgrade(env.store_url)
     prepare_metadata_db({**os.environ, **env.variables()})
+    if not env.passwords_file.exists():
+        env.passwords_file.write_text(json.dumps(DEMO_UI_USERS))
     (env.workdir / "airflow.env").write_text(
         "".join(f"export {k}='{v}'\n" for k, v in sorted(env.variables().items()))
     )

@@ -9,6 +9,7 @@ process group (scanners fork helpers), and caps stdout so a runaway tool cannot 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import shutil
@@ -75,16 +76,21 @@ def run(
 
     started = time.monotonic()
     deadline = started + timeout
-    proc = subprocess.Popen(
-        resolved,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env,
-        cwd=cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
+    try:
+        proc = subprocess.Popen(  # an argv list, validated above; never a shell
+            resolved,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.ENOEXEC, errno.EACCES, errno.ENOENT, errno.ENOTDIR):
+            raise
+        raise InvalidCommand(f"cannot run {resolved[0]!r}: {exc.strerror}") from exc
     stdout = bytearray()
     stderr = bytearray()
     timed_out = truncated = False

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from autosec.engines.runner import CLEAN_PATH, InvalidCommand, Runner, RunResult, run
 
 
@@ -53,7 +54,7 @@ def test_shell_metacharacters_are_passed_literally() -> None:
 
 def test_the_environment_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOSEC_TEST_SECRET", "hunter2")
-    monkeypatch.setenv("PATH", "/tmp/evil:" + os.environ.get("PATH", ""))
+    monkeypatch.setenv("PATH", "/nonexistent/evil:" + os.environ.get("PATH", ""))
     result = run(["/usr/bin/env"], timeout=10)
     env = dict(line.split("=", 1) for line in result.stdout.decode().splitlines())
     assert env == {"PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
@@ -61,7 +62,7 @@ def test_the_environment_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_explicit_env_is_added_and_may_override_path(tmp_path: Path) -> None:
     tool = tmp_path / "autosec-tool"
-    tool.write_text("#!/bin/sh\necho \"tool $GREETING\"\n")
+    tool.write_text('#!/bin/sh\necho "tool $GREETING"\n')
     tool.chmod(0o755)
     env = {"GREETING": "hi", "PATH": f"{tmp_path}:{CLEAN_PATH}"}
     result = run(["autosec-tool"], timeout=10, env=env)
@@ -130,13 +131,25 @@ def test_stderr_keeps_its_tail() -> None:
         (["../../bin/echo"], "absolute path or a bare name"),
         (["no-such-program-autosec"], "not found on PATH"),
         (["/no/such/program"], "no executable file"),
-        (["/etc/hostname"], "no executable file"),
         (["echo hi"], "not found on PATH"),
     ],
 )
 def test_refused_argv(argv: object, message: str) -> None:
     with pytest.raises(InvalidCommand, match=message):
         run(argv, timeout=5)  # type: ignore[arg-type]
+
+
+def test_files_that_cannot_be_executed_are_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("not a program\n")
+    data.chmod(0o644)
+    with pytest.raises(InvalidCommand, match="no executable file"):
+        run([str(data)], timeout=5)
+    data.chmod(0o755)  # executable bit, but no interpreter line and not a binary
+    with pytest.raises(InvalidCommand, match="Exec format error"):
+        run([str(data)], timeout=5)
+    with pytest.raises(InvalidCommand, match="No such file"):
+        run(["echo"], timeout=5, cwd=tmp_path / "missing")
 
 
 @pytest.mark.parametrize("timeout", [0, -1, "5", None, True])
