@@ -7,14 +7,16 @@ of the ``findings`` table, COPYs the already-triaged rows into a temp table and 
 ``INSERT ... ON CONFLICT DO UPDATE``: no triage work, no RETURNING, no history. Batches of the
 two alternate so both see the same server state.
 
-Pass 1 writes every finding for the first time. Pass 2 is a rescan: 90% seen again unchanged,
-5% gone (absent, but without a covering scan they stay open), 5% new.
+Pass 1 writes every finding for the first time. Pass 2 is a rescan of the same size: of pass
+1's findings 90% are seen again unchanged, 5% seen again in new scanner wording (same identity,
+so no status change), 5% gone (absent, but without a covering scan they stay open); 5% are new.
 
 Timings are printed, never asserted; the assertions are about what was written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from psycopg import sql
 
 from autosec.config.policy import PatchingPolicy
@@ -80,7 +81,7 @@ _RAW_UPSERT = (
 )
 
 
-# --- the estate and its observations ------------------------------------------------------------
+# --- the estate and its observations --------------------------------------------------------------
 
 
 def _assets() -> list[Asset]:
@@ -175,9 +176,20 @@ def observation(i: int) -> Observation:
     )
 
 
-def batches(indices: Sequence[int]) -> Iterator[list[Observation]]:
+def reworded(i: int) -> Observation:
+    """Observation ``i`` as a newer engine words it: same identity, so the same finding."""
+    o = observation(i)
+    return dataclasses.replace(
+        o, title=f"{o.title} (engine 2)", description=f"{o.description} Reworded upstream."
+    )
+
+
+def batches(indices: Sequence[int], rewording: range) -> Iterator[list[Observation]]:
     for start in range(0, len(indices), BATCH):
-        yield [observation(i) for i in indices[start : start + BATCH]]
+        yield [
+            reworded(i) if i in rewording else observation(i)
+            for i in indices[start : start + BATCH]
+        ]
 
 
 # --- the two paths --------------------------------------------------------------------------------
@@ -279,9 +291,10 @@ def _run_pass(
     days: dict[str, int | None],
     run_id: int,
     now: datetime,
+    rewording: range = range(0),
 ) -> PassResult:
     result = PassResult(name)
-    for number, batch in enumerate(batches(indices)):
+    for number, batch in enumerate(batches(indices, rewording)):
         raw_rows = _raw_rows(triage_observations(batch, assets, days, now))
         result.rows += len(batch)
 
@@ -325,21 +338,23 @@ def _report(result: PassResult) -> None:
     print(
         f"{result.name}: {result.rows:,} findings\n"
         f"  triage path   {result.triage_path_rate:>9,.0f} findings/s"
-        f"  (triage_observations {result.triage_s:.2f} s, upsert_findings {result.upsert_s:.2f} s)\n"
+        f"  (triage_observations {result.triage_s:.2f} s,"
+        f" upsert_findings {result.upsert_s:.2f} s)\n"
         f"  raw COPY upsert {result.raw_rate:>7,.0f} findings/s  ({result.raw_s:.2f} s)\n"
         f"  ratio triage/raw {result.triage_path_rate / result.raw_rate:.2f}"
     )
 
 
-# --- the benchmark ---------------------------------------------------------------------------------
+# --- the benchmark --------------------------------------------------------------------------------
 
 
 def test_triage_throughput_against_raw_copy_upsert(
     bench_store_url: str, bench_findings: int
 ) -> None:
     size = bench_findings
-    gone = new = size * 5 // 100
-    unchanged = size - gone
+    gone = new = changed = size * 5 // 100
+    unchanged = size - gone - changed
+    rewording = range(unchanged, unchanged + changed)
     days = PatchingPolicy().days_by_severity()
 
     with db.connect(bench_store_url) as store, db.connect(bench_store_url) as raw:
@@ -370,12 +385,21 @@ def test_triage_throughput_against_raw_copy_upsert(
         assert _count(store, "SELECT count(*) FROM finding_history") == size
         _settle(bench_store_url)
 
-        # Pass 2: the first `unchanged` seen again, the rest of pass 1 gone, `new` never seen.
-        indices = list(range(unchanged)) + list(range(size, size + new))
-        random.Random(2026).shuffle(indices)
+        # Pass 2: pass 1's first `unchanged` as they were, the next `changed` reworded, the rest
+        # of pass 1 gone; `new` never seen before.
+        indices = list(range(unchanged + changed)) + list(range(size, size + new))
+        random.Random(2026).shuffle(indices)  # noqa: S311 - only spreads the new ones
         history_before = _count(store, "SELECT count(*) FROM finding_history")
         second = _run_pass(
-            "pass 2 (90% unchanged, 5% gone, 5% new)", indices, store, raw, assets, days, run2, T2
+            "pass 2 (90% unchanged, 5% reworded, 5% gone, 5% new)",
+            indices,
+            store,
+            raw,
+            assets,
+            days,
+            run2,
+            T2,
+            rewording,
         )
         history_rows = _count(store, "SELECT count(*) FROM finding_history") - history_before
         still_open_gone = _count(
@@ -390,13 +414,17 @@ def test_triage_throughput_against_raw_copy_upsert(
             f" gone and still open {still_open_gone:,}"
         )
 
-        assert (second.new, second.reopened, second.seen_again) == (new, 0, unchanged)
+        assert (second.new, second.reopened, second.seen_again) == (
+            new,
+            0,
+            unchanged + changed,
+        )
         assert history_rows == second.new + second.reopened == new
         assert (
             _count(
                 store,
-                "SELECT count(*) FROM finding_history WHERE scan_run_id = %s AND from_status IS NULL "
-                "AND to_status = 'open' AND finding_id = ANY(%s)",
+                "SELECT count(*) FROM finding_history WHERE scan_run_id = %s"
+                " AND from_status IS NULL AND to_status = 'open' AND finding_id = ANY(%s)",
                 (run2, second.new_ids),
             )
             == new
@@ -407,7 +435,11 @@ def test_triage_throughput_against_raw_copy_upsert(
         ).fetchall() == [("open", size + new)]
         assert (
             _count(store, "SELECT count(*) FROM findings WHERE last_scan_run_id = %s", (run2,))
-            == unchanged + new
+            == unchanged + changed + new
+        )
+        assert (
+            _count(store, "SELECT count(*) FROM findings WHERE title LIKE %s", ("% (engine 2)",))
+            == changed
         )
         assert _count(store, "SELECT count(*) FROM raw_findings") == size + new
         # Both paths hold exactly the same findings.
@@ -415,7 +447,8 @@ def test_triage_throughput_against_raw_copy_upsert(
             _count(
                 store,
                 "SELECT count(*) FROM findings f FULL JOIN raw_findings r USING (fingerprint) "
-                "WHERE f.id IS NULL OR r.id IS NULL OR f.last_scan_run_id <> r.last_scan_run_id",
+                "WHERE f.id IS NULL OR r.id IS NULL OR f.last_scan_run_id <> r.last_scan_run_id"
+                " OR f.title <> r.title",
             )
             == 0
         )

@@ -244,6 +244,17 @@ def run_demo(workdir: Path) -> int:
     from autosec.demo.ticketing import TicketingServer
 
     admin_url = os.environ.get("AUTOSEC_ADMIN_DATABASE_URL", DEFAULT_ADMIN_URL)
+    from autosec.store.db import unreachable
+
+    problem = unreachable(admin_url)
+    if problem:
+        print(
+            f"PostgreSQL is not reachable at {admin_url}: {problem}\n"
+            "Start the local server (pg_ctlcluster 15 main start) or point "
+            "AUTOSEC_ADMIN_DATABASE_URL at one where this user may create databases.",
+            file=sys.stderr,
+        )
+        return 2
     token = secrets.token_urlsafe(16)
     workdir = workdir.resolve()
     with TicketingServer(token=token, store_path=workdir / "tickets.json") as ticketing:

@@ -21,6 +21,15 @@ def connect(url: str) -> psycopg.Connection:
     return psycopg.connect(_libpq_url(url))
 
 
+def unreachable(url: str, timeout: int = 5) -> str | None:
+    """Why the server at ``url`` cannot be reached, or None when it can."""
+    try:
+        psycopg.connect(_libpq_url(url), connect_timeout=timeout).close()
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
 def _libpq_url(url: str) -> str:
     """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as well as libpq ones."""
     scheme, sep, rest = url.partition("://")
