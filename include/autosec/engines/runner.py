@@ -98,10 +98,11 @@ def run(
         timed_out, truncated = _collect(proc, deadline, max_output_bytes, stdout, stderr)
         if not (timed_out or truncated):
             timed_out = not _wait_for_exit(proc.pid, deadline)
-        # Kill whatever is left of the group (helpers the tool forked, or the tool itself on a
-        # timeout or a cap). The leader is not reaped yet, so its group id cannot be reused.
-        _kill_group(proc.pid)
     finally:
+        # Kill whatever is left of the group: helpers the tool forked, the tool itself on a
+        # timeout or a cap, or everything when the worker is being stopped (an exception here).
+        # The leader is not reaped yet, so its group id cannot have been reused.
+        _kill_group(proc.pid)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 
 @dataclass(frozen=True)
@@ -46,4 +48,4 @@ class LocalBlobStore:
         return StoredBlob(target.resolve().as_uri(), sha256_hex(data), len(data))
 
     def get(self, uri: str) -> bytes:
-        return Path(uri.removeprefix("file://")).read_bytes()
+        return Path(url2pathname(urlsplit(uri).path)).read_bytes()

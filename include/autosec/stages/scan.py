@@ -7,6 +7,8 @@ closes nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,13 +64,48 @@ def plan_batches(
 
 
 @dataclass
-class BatchOutcome:
-    scan_run_id: int | None
+class RunOutcome:
+    """One engine run over one group of targets."""
+
+    scan_run_id: int
     status: str
     observations: int = 0
-    rejected_targets: list[str] = field(default_factory=list)
     error: str | None = None
     evidence_sha256: str | None = None
+
+
+@dataclass
+class BatchOutcome:
+    """A batch may need more than one run (nmap scans IPv4 and IPv6 separately)."""
+
+    runs: list[RunOutcome] = field(default_factory=list)
+    rejected_targets: list[str] = field(default_factory=list)
+
+    @property
+    def scan_run_id(self) -> int | None:
+        return self.runs[0].scan_run_id if self.runs else None
+
+    @property
+    def status(self) -> str:
+        if not self.runs:
+            return "skipped"
+        failed = [r.status for r in self.runs if r.status != "succeeded"]
+        return failed[0] if failed else "succeeded"
+
+    @property
+    def observations(self) -> int:
+        return sum(r.observations for r in self.runs)
+
+    @property
+    def error(self) -> str | None:
+        failed = [r for r in self.runs if r.error]
+        if len(self.runs) == 1:
+            return self.runs[0].error
+        return "; ".join(f"run {r.scan_run_id}: {r.error}" for r in failed) or None
+
+    @property
+    def evidence_sha256(self) -> str | None:
+        return self.runs[0].evidence_sha256 if self.runs else None
 
 
 Runner = Callable[..., object]
@@ -83,10 +120,11 @@ def run_batch(
     clock: Callable[[], datetime],
     run_ref: str | None = None,
 ) -> BatchOutcome:
+    """Validate every target, then one recorded engine run per address family."""
     engine = get_engine(batch.engine)
     assets = inventory.load_assets(conn, batch.asset_ids)
-    targets: list[Target] = []
-    asset_by_host: dict[str, str] = {}
+    groups: dict[int, list[Target]] = {}
+    assets_by_host: dict[str, list[str]] = {}
     rejected: list[tuple[str, str | None, str]] = []
     for asset in assets:
         for address in asset.addresses:
@@ -95,49 +133,104 @@ def run_batch(
             except InvalidTarget as exc:
                 rejected.append((f"asset:{asset.id}", address, str(exc)))
                 continue
-            targets.append(target)
-            asset_by_host[host_of(target)] = asset.id
+            owners = assets_by_host.setdefault(host_of(target), [])
+            if not owners:
+                groups.setdefault(_family(target), []).append(target)
+            if asset.id not in owners:
+                owners.append(asset.id)
     if rejected:
         inventory.record_rejections(conn, "scan", batch.engine, rejected, run_ref=run_ref)
         events.emit_many(conn, "input.rejected", [(loc, {"reason": r}) for loc, _, r in rejected])
-    if not targets:
         conn.commit()
-        return BatchOutcome(None, "skipped", rejected_targets=[r for _, _, r in rejected])
+    outcome = BatchOutcome(rejected_targets=[r for _, _, r in rejected])
+    if not groups:
+        return outcome
+    version = _engine_version(engine, runner)
+    for family in sorted(groups):
+        outcome.runs.append(
+            _run_group(conn, engine, groups[family], assets_by_host, config, blobs, runner,
+                       clock, run_ref, version)
+        )
+    return outcome
 
+
+def _run_group(
+    conn: Connection,
+    engine,
+    targets: list[Target],
+    assets_by_host: dict[str, list[str]],
+    config: ScanConfig,
+    blobs: BlobStore,
+    runner: Runner,
+    clock: Callable[[], datetime],
+    run_ref: str | None,
+    version: str | None,
+) -> RunOutcome:
     options = {"ports": list(config.ports)} if config.ports else {}
     argv = engine.command(targets, options)
     scope = engine.scope(targets, options)
-    version = _engine_version(engine, runner)
-    scanned_ids = sorted({asset_by_host[host_of(t)] for t in targets})
+    scanned_ids = sorted({a for t in targets for a in assets_by_host[host_of(t)]})
     scan_run_id = scans.start_scan_run(
         conn, engine.name, scanned_ids, scope.as_dict(), argv, clock(), run_ref, version
     )
-    result = runner(argv, timeout=config.timeout_seconds)
-    stored = blobs.put(f"evidence/{engine.name}/scan-run-{scan_run_id}.out", result.stdout)
-    scans.add_evidence(conn, scan_run_id, stored.sha256, stored.uri, stored.size, "text/plain")
-    outcome = BatchOutcome(
-        scan_run_id,
-        "succeeded",
-        evidence_sha256=stored.sha256,
-        rejected_targets=[r for _, _, r in rejected],
-    )
+    outcome = RunOutcome(scan_run_id, "succeeded")
+    result = None
+    try:
+        result = runner(argv, timeout=config.timeout_seconds)
+        stored = blobs.put(f"evidence/{engine.name}/scan-run-{scan_run_id}.out", result.stdout)
+        scans.add_evidence(conn, scan_run_id, stored.sha256, stored.uri, stored.size, "text/plain")
+        conn.commit()
+    except Exception as exc:
+        conn.rollback()
+        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        _finish(conn, outcome, clock, result)
+        raise
+    outcome.evidence_sha256 = stored.sha256
     if result.timed_out or result.truncated or result.exit_code != 0:
         outcome.status = "timed_out" if result.timed_out else "failed"
         outcome.error = _failure_text(result)
     else:
         try:
-            observations = engine.parse(result.stdout, asset_by_host)
+            observations = _parse(engine, result.stdout, targets, assets_by_host)
         except ValueError as exc:
             outcome.status, outcome.error = "failed", f"cannot parse {engine.name} output: {exc}"
         else:
             outcome.observations = scans.add_observations(conn, scan_run_id, observations)
+    _finish(conn, outcome, clock, result)
+    return outcome
+
+
+def _parse(engine, raw: bytes, targets: list[Target], assets_by_host: dict[str, list[str]]):
+    """Parse once, then give each observation to every asset that shares the scanned host.
+
+    The engine sees one opaque key per host, so two assets on one address both get findings.
+    """
+    keys = {host_of(t): f"host:{host_of(t)}" for t in targets}
+    owners_by_key = {keys[h]: assets_by_host[h] for h in keys}
+    observations = []
+    for observation in engine.parse(raw, keys):
+        for asset_id in owners_by_key.get(observation.asset_id, [observation.asset_id]):
+            observations.append(dataclasses.replace(observation, asset_id=asset_id))
+    return observations
+
+
+def _finish(conn: Connection, outcome: RunOutcome, clock, result) -> None:
     scans.finish_scan_run(
-        conn, scan_run_id, outcome.status, clock(), exit_code=result.exit_code, error=outcome.error
+        conn, outcome.scan_run_id, outcome.status, clock(),
+        exit_code=getattr(result, "exit_code", None), error=outcome.error,
     )
     if outcome.status != "succeeded":
-        events.emit(conn, "scan.failed", f"scan_run:{scan_run_id}", {"error": outcome.error})
+        events.emit(
+            conn, "scan.failed", f"scan_run:{outcome.scan_run_id}", {"error": outcome.error}
+        )
     conn.commit()
-    return outcome
+
+
+def _family(target: Target) -> int:
+    try:
+        return ipaddress.ip_network(host_of(target), strict=False).version
+    except ValueError:
+        return 4  # hostnames: the engine resolves them to IPv4 unless told otherwise
 
 
 def _engine_version(engine, runner: Runner) -> str | None:

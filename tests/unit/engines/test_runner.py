@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -84,6 +85,30 @@ def test_timeout_kills_the_whole_process_group() -> None:
     assert result.exit_code < 0  # killed by a signal
     helper = int(result.stdout.split()[0])
     assert _wait_gone(helper), f"the forked helper {helper} survived the timeout"
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_a_worker_stopped_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Airflow stops a task by raising in it (on SIGTERM): the scan must die with it."""
+    pid_file = tmp_path / "helper.pid"
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Stopped):
+            run(["/bin/sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], timeout=20)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 5
+    assert _wait_gone(int(pid_file.read_text()))
 
 
 def test_a_helper_holding_the_pipe_does_not_outlive_the_program() -> None:

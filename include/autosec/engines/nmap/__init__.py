@@ -1,0 +1,1 @@
+"""The nmap engine (engine.py) and its pure XML parser (parser.py)."""

@@ -116,7 +116,6 @@ class _Host:
     timed_out: bool
     addresses: list[str]
     user_names: list[str]
-    other_names: list[str]
     ports: list[_Port]
     answered: bool
 
@@ -266,12 +265,12 @@ def _host_record(element: Element) -> _Host:
     for address in element.iterfind("address"):
         if address.get("addrtype") in ("ipv4", "ipv6") and address.get("addr"):
             addresses.append(_canonical_ip(address.get("addr", "")))
-    user_names: list[str] = []
-    other_names: list[str] = []
-    for hostname in element.iterfind("hostnames/hostname"):
-        name = _canonical_name(hostname.get("name") or "")
-        if name:
-            (user_names if hostname.get("type") == "user" else other_names).append(name)
+    # Only the names nmap was given ("user"); a PTR name is whatever the address owner says.
+    user_names = [
+        _canonical_name(hostname.get("name") or "")
+        for hostname in element.iterfind("hostnames/hostname")
+        if hostname.get("type") == "user" and hostname.get("name")
+    ]
     ports: list[_Port] = []
     answered = False
     for port in element.iterfind("ports/port"):
@@ -301,7 +300,6 @@ def _host_record(element: Element) -> _Host:
         timed_out=element.get("timedout") == "true",
         addresses=addresses,
         user_names=user_names,
-        other_names=other_names,
         ports=ports,
         answered=answered,
     )

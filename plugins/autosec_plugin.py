@@ -1,0 +1,1 @@
+from autosec.airflow.plugin import AutosecPlugin  # noqa: F401
