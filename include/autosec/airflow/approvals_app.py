@@ -7,7 +7,8 @@ quorum, a reason on rejection, expiry) are enforced by the store; a refusal is a
 rule's own message, which the page shows next to the request.
 
 Store calls are synchronous (psycopg), so the routes are plain functions: FastAPI runs them in
-its threadpool and the api-server's event loop never waits on the database.
+its threadpool and the api-server's event loop never waits on the database. This module imports
+Airflow's API security at import, so ``autosec.airflow.plugin`` imports it on first use only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -25,7 +26,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field
 
-from autosec.remediation.approvals import ApprovalRefused
+from autosec.remediation.approvals import ApprovalRefused, ApprovalStatus, DecisionKind
 from autosec.store import approvals as store
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class DecisionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision: Literal["approve", "reject"]
+    decision: DecisionKind
     reason: str | None = Field(default=None, max_length=MAX_REASON)
 
 
@@ -202,7 +203,7 @@ def create_app(connect: Connect | None = None, clock: Clock | None = None) -> Fa
 
     @app.get("/api/approvals")
     def list_approvals(
-        status: Literal["pending", "approved", "rejected", "expired"] | None = None,
+        status: ApprovalStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Requests in id order, at most ``limit`` of them (the newest), with their decisions."""
