@@ -1,4 +1,5 @@
-"""The ``autosec`` command: store migrations, approvals, policy checks and the demo."""
+"""The ``autosec`` command: store migrations, approvals, actions, break glass, policy checks
+and explanations, and the demo."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from autosec.config.settings import get_settings
 
@@ -62,11 +64,87 @@ def _parser() -> argparse.ArgumentParser:
     check = policy.add_parser("check", help="validate a policy file and print every error")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_policy_check)
+    explain = policy.add_parser(
+        "explain", help="how a finding was decided and acted on, from the decision log"
+    )
+    explain.add_argument("finding", help="finding id or fingerprint")
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
+    explain.set_defaults(handler=_policy_explain)
+
+    _actions_parser(commands)
+    _break_glass_parser(commands)
 
     demo = commands.add_parser("demo", help="run the whole loop on the demo estate")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _identity(parser: argparse.ArgumentParser, required: bool, what: str) -> None:
+    if required:
+        parser.add_argument("--as", dest="user", required=True, help=what)
+    else:
+        parser.add_argument(
+            "--as",
+            dest="user",
+            default=os.environ.get("AUTOSEC_APPROVER") or getpass.getuser(),
+            help=f"{what} (default: $AUTOSEC_APPROVER or the login name)",
+        )
+
+
+def _policy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        help="policy file (default: the one the estate file names, $AUTOSEC_ESTATE)",
+    )
+
+
+def _actions_parser(commands: Any) -> None:
+    actions = commands.add_parser("actions", help="the action ledger").add_subparsers(
+        title="actions commands"
+    )
+    rollback = actions.add_parser("rollback", help="undo an applied action (e.g. close a ticket)")
+    rollback.add_argument("action_id", type=int)
+    _identity(rollback, required=True, what="who rolls it back")
+    rollback.add_argument("--reason", required=True, help="why it is rolled back")
+    rollback.add_argument(
+        "--ticket-url",
+        default=os.environ.get("AUTOSEC_TICKET_URL"),
+        help="ticketing API base URL (default: $AUTOSEC_TICKET_URL; the token is read from "
+        "$AUTOSEC_TICKET_TOKEN)",
+    )
+    rollback.set_defaults(handler=_actions_rollback)
+    verify = actions.add_parser("verify", help="ask for a rescan that verifies a fix")
+    verify.add_argument("action_id", type=int)
+    _identity(verify, required=False, what="who asks for it")
+    verify.set_defaults(handler=_actions_verify)
+
+
+def _break_glass_parser(commands: Any) -> None:
+    glass = commands.add_parser(
+        "break-glass", help="suspend enforcement rules for a while, on the record"
+    ).add_subparsers(title="break-glass commands")
+    opening = glass.add_parser("open", help="open a break glass session")
+    _identity(opening, required=True, what="who opens it (must be in break_glass.who)")
+    opening.add_argument("--reason", required=True, help="why (recorded and reported)")
+    opening.add_argument(
+        "--minutes", type=int, default=None, help="how long (default and maximum: max_minutes)"
+    )
+    opening.add_argument("--groups", default="", help="comma-separated groups of the user")
+    _policy_option(opening)
+    opening.set_defaults(handler=_break_glass_open)
+    closing = glass.add_parser("close", help="close a break glass session early")
+    closing.add_argument("session_id", type=int)
+    _identity(closing, required=True, what="who closes it")
+    closing.add_argument("--groups", default="", help="comma-separated groups of the user")
+    _policy_option(closing)
+    closing.set_defaults(handler=_break_glass_close)
+    status = glass.add_parser("status", help="the session in force and recent ones")
+    status.add_argument("--days", type=int, default=30, help="how far back to list (days)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_break_glass_status)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -135,6 +213,257 @@ def _policy_check(args: argparse.Namespace) -> int:
     if not errors:
         print(f"{args.file}: ok")
     return 1 if errors else 0
+
+
+def _groups(args: argparse.Namespace) -> list[str]:
+    return [g.strip() for g in args.groups.split(",") if g.strip()]
+
+
+def _load_policy(args: argparse.Namespace):
+    from autosec.config.estate import load_estate
+    from autosec.config.policy import load_policy
+
+    path = args.policy
+    if path is None:
+        estate = load_estate(get_settings().estate)
+        path = estate.resolve(estate.policy)
+    return load_policy(path)
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, default=str, indent=2, sort_keys=True)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store import remediation as ledger
+
+    with db.connect(_url(args)) as conn:
+        finding = ledger.find_finding(conn, args.finding)
+        if finding is None:
+            print(
+                f"no finding {args.finding!r}: give a finding id or its 64-character fingerprint",
+                file=sys.stderr,
+            )
+            return 1
+        explained = ledger.explain_finding(conn, finding["id"])
+    if args.json:
+        print(_as_json(explained))
+        return 0
+    print("\n".join(_explain_lines(explained)))
+    return 0
+
+
+def _approval_lines(label: str, request: dict | None) -> list[str]:
+    if request is None:
+        return []
+    lines = [
+        f"    {label} #{request['id']} [{request['status']}] approvers "
+        f"{', '.join(request['approvers'])}, quorum {request['quorum']}, requested by "
+        f"{request['requester']}, expires {request['expires_at']:%Y-%m-%d %H:%M %Z}"
+    ]
+    for d in request["decisions"]:
+        why = f": {d['reason']}" if d["reason"] else ""
+        lines.append(
+            f"      {d['decided_at']:%Y-%m-%d %H:%M %Z} {d['approver']} {d['decision']}{why}"
+        )
+    if not request["decisions"]:
+        lines.append("      no decision yet")
+    return lines
+
+
+def _explain_lines(explained: dict) -> list[str]:
+    f = explained["finding"]
+    lines = [
+        f"finding {f['id']} [{f['status']}] {f['title']} on {f['asset_id']} ({f['severity']}, "
+        f"{f['engine']} rule {f['rule_id']})",
+        f"  fingerprint {f['fingerprint']}",
+    ]
+    if not explained["decisions"]:
+        lines.append("  no decision recorded yet")
+    for d in explained["decisions"]:
+        dry = " (dry run)" if d["dry_run"] else ""
+        lines += [
+            f"decision {d['id']} at {d['decided_at']:%Y-%m-%d %H:%M %Z}{dry}: rule "
+            f"{d['rule_id'] or '(none)'} -> action {d['action']}, mode {d['mode']}",
+            f"  policy version {d['policy_version']}, sha256 {d['policy_hash']}",
+            "  reasons:",
+            *(f"    - {reason}" for reason in d["reasons"]),
+            f"  inputs: {json.dumps(d['inputs'], sort_keys=True, default=str)}",
+        ]
+        if d["break_glass"]:
+            s = d["break_glass"]
+            lines.append(
+                f"  break glass #{s['id']} (opened by {s['opened_by']}: {s['reason']}) "
+                f"suspended {', '.join(d['skipped_rules'])}"
+            )
+        for x in d["actions"]:
+            ref = f", ref {x['external_ref']}" if x["external_ref"] else ""
+            lines.append(f"  action {x['id']} {x['action']} [{x['status']}]{ref}")
+            lines += _approval_lines("approval", x["approval"])
+            lines += _approval_lines("review", x["review"])
+            for r in x["rollbacks"]:
+                lines.append(
+                    f"    rollback {r['outcome']} by {r['actor']} at "
+                    f"{r['at']:%Y-%m-%d %H:%M %Z}: {r['reason']}"
+                    + (f" ({r['detail'].get('error')})" if r["outcome"] != "rolled_back" else "")
+                )
+            for v in x["verifications"]:
+                lines.append(
+                    f"    verification #{v['id']} by {v['engine']} requested "
+                    f"{v['requested_at']:%Y-%m-%d %H:%M %Z}: {v['outcome'] or 'pending'}"
+                )
+    return lines
+
+
+def _actions_rollback(args: argparse.Namespace) -> int:
+    import requests
+
+    from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
+    from autosec.stages.remediate import RollbackRefused, rollback_action
+    from autosec.store import db
+    from autosec.store import remediation as ledger
+
+    endpoint = None
+    if args.ticket_url:
+        try:
+            endpoint = TicketEndpoint(
+                args.ticket_url, token=os.environ.get("AUTOSEC_TICKET_TOKEN") or None
+            )
+        except ValueError as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 2
+    with db.connect(_url(args)) as conn:
+        row = ledger.load_action(conn, args.action_id)
+        if (
+            row is not None
+            and row["action"] == "ticket"
+            and row["status"] == "applied"
+            and endpoint is None
+        ):
+            print(
+                "refused: rolling a ticket back needs the ticketing API: pass --ticket-url or "
+                "set AUTOSEC_TICKET_URL (and AUTOSEC_TICKET_TOKEN)",
+                file=sys.stderr,
+            )
+            return 2
+        with requests.Session() as session:
+            try:
+                outcome = rollback_action(
+                    conn,
+                    args.action_id,
+                    {"ticket": TicketAction(endpoint)},
+                    session,
+                    args.user,
+                    args.reason,
+                    datetime.now(UTC),
+                )
+            except RollbackRefused as exc:
+                print(f"refused: {exc}", file=sys.stderr)
+                return 1
+    if outcome.outcome in ("refused", "failed"):
+        print(f"{outcome.outcome} (recorded): {outcome.message}", file=sys.stderr)
+        return 1
+    print(outcome.message)
+    return 0
+
+
+def _actions_verify(args: argparse.Namespace) -> int:
+    from autosec.stages.remediate import VerificationRefused, request_verification
+    from autosec.store import db
+
+    with db.connect(_url(args)) as conn:
+        try:
+            request = request_verification(
+                conn, args.action_id, datetime.now(UTC), requested_by=args.user
+            )
+        except VerificationRefused as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+    state = "requested" if request.created else "already pending"
+    print(
+        f"verification #{request.id} {state}: finding {request.finding_id} on "
+        f"{request.asset_id} is rescanned by {request.engine} at the next scan"
+    )
+    return 0
+
+
+def _break_glass_open(args: argparse.Namespace) -> int:
+    from autosec.stages.break_glass import BreakGlassRefused, open_session
+    from autosec.store import db
+
+    loaded = _load_policy(args)
+    with db.connect(_url(args)) as conn:
+        try:
+            session = open_session(
+                conn,
+                loaded,
+                args.user,
+                args.reason,
+                datetime.now(UTC),
+                minutes=args.minutes,
+                groups=_groups(args),
+            )
+        except BreakGlassRefused as exc:
+            print(f"refused (recorded): {exc}", file=sys.stderr)
+            return 1
+    print(
+        f"break glass #{session['id']} open by {session['opened_by']} until "
+        f"{session['expires_at']:%Y-%m-%d %H:%M %Z}: suspends "
+        f"{', '.join(session['suspended_rules'])} (policy {loaded.version}, {loaded.sha256})"
+    )
+    return 0
+
+
+def _break_glass_close(args: argparse.Namespace) -> int:
+    from autosec.stages.break_glass import BreakGlassRefused, close_session
+    from autosec.store import db
+
+    loaded = _load_policy(args)
+    with db.connect(_url(args)) as conn:
+        try:
+            session = close_session(
+                conn, loaded, args.session_id, args.user, datetime.now(UTC), groups=_groups(args)
+            )
+        except BreakGlassRefused as exc:
+            print(f"refused (recorded): {exc}", file=sys.stderr)
+            return 1
+    print(
+        f"break glass #{session['id']} closed by {session['closed_by']} at "
+        f"{session['closed_at']:%Y-%m-%d %H:%M %Z}"
+    )
+    return 0
+
+
+_ENDS = {"open": "expires", "closed": "closed", "expired": "expired"}
+
+
+def _break_glass_status(args: argparse.Namespace) -> int:
+    from autosec.stages.break_glass import sessions
+    from autosec.store import db
+
+    now = datetime.now(UTC)
+    with db.connect(_url(args)) as conn:
+        rows = sessions(conn, now, now - timedelta(days=args.days))
+    if args.json:
+        print(_as_json(rows))
+        return 0
+    in_force = [r for r in rows if r["state"] == "open"]
+    print(
+        "break glass is OPEN: " + ", ".join(f"#{r['id']}" for r in in_force)
+        if in_force
+        else "no break glass session is open"
+    )
+    for r in rows:
+        end = r["closed_at"] or r["expires_at"]
+        closer = f" by {r['closed_by']}" if r["closed_by"] else ""
+        print(
+            f"#{r['id']} [{r['state']}] opened by {r['opened_by']} at "
+            f"{r['opened_at']:%Y-%m-%d %H:%M %Z}, {_ENDS[r['state']]}"
+            f"{closer} {end:%Y-%m-%d %H:%M %Z}; suspends {', '.join(r['suspended_rules'])}; "
+            f"changed {r['uses']} decision(s); reason: {r['reason']}"
+        )
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

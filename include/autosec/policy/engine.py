@@ -4,11 +4,15 @@ Pure: facts and a loaded policy in, a ``Decision`` out. The first matching rule 
 policy fails closed: a rule that would act without approval does so only when every safety
 signal it requires is present, and never on production or business-critical assets unless it
 names them explicitly; otherwise the decision is "in the loop" and the reasons say why.
+
+Break glass suspends named rules for a while: a suspended rule that matches is skipped (the
+next matching rule decides, with every safety check as usual), and the decision says which
+session suspended what, so the exception is visible in the log and the reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,11 +72,19 @@ class Decision:
     policy_hash: str
     policy_version: str = ""
     failed_closed: bool = field(default=False)
+    # Rules that matched but were skipped because break glass suspended them, and the session.
+    skipped_rules: tuple[str, ...] = ()
+    break_glass_id: int | None = None
 
     @property
     def acts(self) -> bool:
         """False for action "none": the finding is recorded and nothing is done."""
         return self.action != NO_ACTION
+
+    @property
+    def break_glass_used(self) -> bool:
+        """True when a break glass suspension changed this decision."""
+        return bool(self.skipped_rules)
 
     @property
     def needs_approval(self) -> bool:
@@ -94,6 +106,8 @@ class Decision:
             "policy_hash": self.policy_hash,
             "policy_version": self.policy_version,
             "failed_closed": self.failed_closed,
+            "skipped_rules": list(self.skipped_rules),
+            "break_glass_id": self.break_glass_id,
         }
 
 
@@ -195,14 +209,33 @@ def missing_safety_signals(
     return missing
 
 
-def decide(finding_facts: FindingFacts, asset: Asset, loaded: LoadedPolicy) -> Decision:
-    """The decision for one finding on one asset under ``loaded``; first matching rule wins."""
+def decide(
+    finding_facts: FindingFacts,
+    asset: Asset,
+    loaded: LoadedPolicy,
+    suspended_rules: Collection[str] = frozenset(),
+    break_glass_id: int | None = None,
+) -> Decision:
+    """The decision for one finding on one asset under ``loaded``; first matching rule wins.
+
+    ``suspended_rules`` are rule ids an open break glass session (``break_glass_id``) suspends
+    right now: when one matches it is skipped and the reasons say so.
+    """
     if finding_facts.fingerprint == "":
         raise ValueError("finding facts have an empty fingerprint")
+    suspended = frozenset(suspended_rules)
     enforcement = loaded.policy.enforcement
     allowlisted = asset.id in enforcement.auto_action_allowlist
     inputs = _inputs(finding_facts, asset, allowlisted, enforcement.dry_run)
-    common = {
+    if suspended:
+        inputs["break_glass"] = {
+            "session_id": break_glass_id,
+            "suspended_rules": sorted(suspended),
+        }
+    by = f"break glass #{break_glass_id}" if break_glass_id is not None else "break glass"
+    skipped: list[str] = []
+    skip_reasons: list[str] = []
+    common: dict[str, Any] = {
         "inputs": inputs,
         "policy_hash": loaded.sha256,
         "policy_version": loaded.policy.version,
@@ -212,7 +245,16 @@ def decide(finding_facts: FindingFacts, asset: Asset, loaded: LoadedPolicy) -> D
         why = match_rule(rule.match, finding_facts, asset)
         if why is None:
             continue
-        reasons = [f"rule {rule.id} matched: {'; '.join(why)}"]
+        if rule.id in suspended:
+            skipped.append(rule.id)
+            skip_reasons.append(
+                f"rule {rule.id} matched ({'; '.join(why)}) but is suspended by {by}: skipped"
+            )
+            continue
+        if skipped:
+            common["skipped_rules"] = tuple(skipped)
+            common["break_glass_id"] = break_glass_id
+        reasons = [*skip_reasons, f"rule {rule.id} matched: {'; '.join(why)}"]
         approvers, quorum = enforcement.approvers_for(rule)
         if not rule.acts:
             reasons.append("action none: the finding is recorded and nothing is acted on")
@@ -262,6 +304,10 @@ def decide(finding_facts: FindingFacts, asset: Asset, loaded: LoadedPolicy) -> D
             **common,
         )
 
+    if skipped:
+        common["skipped_rules"] = tuple(skipped)
+        common["break_glass_id"] = break_glass_id
+    no_match = "no enforcement rule matched" if not skipped else "no other enforcement rule matched"
     return Decision(
         rule_id=None,
         action=NO_ACTION,
@@ -271,8 +317,9 @@ def decide(finding_facts: FindingFacts, asset: Asset, loaded: LoadedPolicy) -> D
         expiry_hours=0,
         dry_run=False,
         reasons=[
-            f"no enforcement rule matched (severity {finding_facts.severity.value}, environment "
-            f"{asset.environment.value}, criticality {asset.criticality.value}): recorded only"
+            *skip_reasons,
+            f"{no_match} (severity {finding_facts.severity.value}, environment "
+            f"{asset.environment.value}, criticality {asset.criticality.value}): recorded only",
         ],
         **common,
     )

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 ACTIONS: dict[str, str] = {
     "ticket": "autosec.remediation.actions.ticket:TicketAction",
+    "notify": "autosec.remediation.actions.notify:NotifyAction",
+    "quarantine": "autosec.remediation.actions.quarantine:QuarantineAction",
+    "patch_request": "autosec.remediation.actions.patch_request:PatchRequestAction",
 }
 
 

@@ -3,6 +3,11 @@
 Every request carries an idempotency key (finding fingerprint + action + policy hash), so a
 retried or re-run task never acts twice. Dry run plans and records everything and applies
 nothing; it opens no approval gate either.
+
+How much a human is involved is the decision's mode: out of the loop acts; on the loop acts and
+then opens a *review* (approve keeps the action, a reasoned reject rolls it back); in the loop
+waits at an approval gate first. A break glass session in force suspends the rules it names.
+After a fix, a verification rescan is requested and later settled from triage's results.
 """
 
 from __future__ import annotations
@@ -14,15 +19,32 @@ from datetime import datetime
 from typing import Any
 
 from autosec.policy.engine import FindingFacts, decide
-from autosec.remediation.actions.base import Action, ActionRequest
+from autosec.remediation.actions.base import (
+    Action,
+    ActionRequest,
+    ActionResult,
+    RollbackUnsupported,
+)
 from autosec.remediation.registry import get_action
-from autosec.store import approvals, findings, inventory
+from autosec.stages import break_glass
+from autosec.store import approvals, events, findings, inventory
 from autosec.store import remediation as ledger
 from autosec.store.db import Connection
+
+# Who files review requests: the system, so no human reviewer is ever the requester.
+REVIEW_REQUESTER = approvals.SYSTEM_APPROVER
 
 
 class ActionsFailed(RuntimeError):
     """Some actions could not be applied; they stay in the ledger as failed, to retry."""
+
+
+class RollbackRefused(ValueError):
+    """A rollback request that cannot even be considered (no actor, no reason, no action)."""
+
+
+class VerificationRefused(ValueError):
+    """A verification that cannot be requested for this action."""
 
 
 @dataclass
@@ -30,6 +52,36 @@ class RemediationPlan:
     decisions: int = 0
     apply_now: list[int] = field(default_factory=list)
     approval_ids: list[int] = field(default_factory=list)
+    # On-the-loop actions among apply_now: applying them opens a review (which never gates).
+    review_action_ids: list[int] = field(default_factory=list)
+    # The break glass session in force while deciding, and how many decisions it changed.
+    break_glass_session_id: int | None = None
+    break_glass_uses: int = 0
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """What one rollback request came to; ``outcome`` is rolled_back, already_rolled_back,
+    refused (recorded; the action cannot or may not be undone) or failed (recorded; retry)."""
+
+    action_id: int
+    outcome: str
+    message: str
+    result: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("rolled_back", "already_rolled_back")
+
+
+@dataclass(frozen=True)
+class VerificationRequest:
+    id: int
+    action_id: int
+    finding_id: int
+    asset_id: str
+    engine: str
+    created: bool
 
 
 def decide_findings(
@@ -48,8 +100,17 @@ def decide_findings(
         a.id: a
         for a in inventory.load_assets(conn, {r["asset_id"] for r in rows}, active_only=False)
     }
+    suspension = break_glass.active_suspension(conn, loaded_policy, now)
+    if suspension is not None:
+        plan.break_glass_session_id = suspension.session_id
     for row in rows:
-        decision = decide(FindingFacts.from_row(row), assets[row["asset_id"]], loaded_policy)
+        decision = decide(
+            FindingFacts.from_row(row),
+            assets[row["asset_id"]],
+            loaded_policy,
+            suspended_rules=suspension.rules if suspension else frozenset(),
+            break_glass_id=suspension.session_id if suspension else None,
+        )
         if dry_run and not decision.dry_run:
             decision = dataclasses.replace(
                 decision,
@@ -60,6 +121,23 @@ def decide_findings(
         if decision_id is None:
             continue
         plan.decisions += 1
+        if decision.break_glass_used:
+            plan.break_glass_uses += 1
+            events.emit(
+                conn,
+                "break_glass.used",
+                f"break_glass:{decision.break_glass_id}",
+                {
+                    "decision_id": decision_id,
+                    "finding_id": row["id"],
+                    "asset_id": row["asset_id"],
+                    "skipped_rules": list(decision.skipped_rules),
+                    "rule_id": decision.rule_id,
+                    "action": decision.action,
+                    "mode": decision.mode,
+                    "dry_run": decision.dry_run,
+                },
+            )
         if not decision.acts:
             continue
         request = get_action(decision.action)().plan(row, decision)
@@ -83,6 +161,8 @@ def decide_findings(
             plan.approval_ids.append(approval_id)
         else:
             plan.apply_now.append(action_id)
+            if decision.mode == "on_the_loop" and not decision.dry_run:
+                plan.review_action_ids.append(action_id)
     conn.commit()
     return plan
 
@@ -94,7 +174,11 @@ def apply_planned(
     session: Any,
     now: datetime,
 ) -> dict[str, int]:
-    """Apply planned actions; record every result; raise if any failed (after recording)."""
+    """Apply planned actions; record every result; raise if any failed (after recording).
+
+    An applied on-the-loop action gets its review request here (counted as
+    ``reviews_opened``); a review never holds the run up.
+    """
     counts: dict[str, int] = {}
     failures: list[str] = []
     for row in ledger.actions_to_apply(conn, action_ids):
@@ -105,6 +189,9 @@ def apply_planned(
         counts[result.status] = counts.get(result.status, 0) + 1
         if not result.ok:
             failures.append(f"action {row['id']} ({row['action']}): {result.detail}")
+    reviews = open_reviews(conn, action_ids, now)
+    if reviews:
+        counts["reviews_opened"] = len(reviews)
     if failures:
         raise ActionsFailed("; ".join(failures))
     return counts
@@ -127,4 +214,272 @@ def apply_after_gate(
     )
     if rejected:
         counts["rejected"] = len(rejected)
+    return counts
+
+
+# --- on the loop: reviews and rollbacks -------------------------------------------------------
+
+
+def open_reviews(conn: Connection, action_ids: Sequence[int], now: datetime) -> list[int]:
+    """Open a review for each applied on-the-loop action among ``action_ids`` that has none.
+
+    The reviewers, quorum and expiry are the deciding rule's approvers (as recorded with the
+    decision). Idempotent: an action gets one review, however often this runs.
+    """
+    opened: list[int] = []
+    for row in ledger.actions_needing_review(conn, action_ids):
+        record = row["decision"] or {}
+        ref = f", {row['external_ref']}" if row["external_ref"] else ""
+        review_id = approvals.create_approval(
+            conn,
+            requester=REVIEW_REQUESTER,
+            approvers=record.get("approvers") or [],
+            quorum=int(record.get("quorum") or 1),
+            summary=f"review {row['action']}{ref} (applied on the loop): {row['title']} on "
+            f"{row['asset_id']} ({row['severity']}); approve to keep it, reject to roll it back",
+            rule_id=row["rule_id"],
+            policy_hash=row["policy_hash"],
+            now=now,
+            expiry_hours=float(record.get("expiry_hours") or 72),
+            kind="review",
+        )
+        ledger.attach_review(conn, row["id"], review_id, now)
+        opened.append(review_id)
+    conn.commit()
+    return opened
+
+
+def rollback_action(
+    conn: Connection,
+    action_id: int,
+    actions: Mapping[str, Action],
+    session: Any,
+    actor: str,
+    reason: str,
+    now: datetime,
+    review_id: int | None = None,
+) -> RollbackOutcome:
+    """Undo an applied action through its ``rollback()``; the one path for the CLI and reviews.
+
+    Idempotent: an action already rolled back is left alone and nothing is recorded again.
+    A refusal (the action cannot be undone, or is not applied: final) and a failure (the remote
+    system said no, or the action is not configured: retried) are recorded in the rollback log
+    and leave the action's status as it was.
+    Raises ``RollbackRefused`` (recording nothing) without an actor, a reason or the action.
+    """
+    actor, reason = (actor or "").strip(), (reason or "").strip()
+    if not actor:
+        raise RollbackRefused("a rollback needs the name of who asks for it")
+    if not reason:
+        raise RollbackRefused("a rollback needs a reason")
+    with conn.transaction():
+        row = ledger.load_action(conn, action_id, lock=True)
+        if row is None:
+            raise RollbackRefused(f"action {action_id} does not exist")
+        outcome = _rollback_locked(conn, row, actions, session, actor, reason, now, review_id)
+    conn.commit()
+    return outcome
+
+
+def _rollback_locked(
+    conn: Connection,
+    row: dict,
+    actions: Mapping[str, Action],
+    session: Any,
+    actor: str,
+    reason: str,
+    now: datetime,
+    review_id: int | None,
+) -> RollbackOutcome:
+    action_id = row["id"]
+    if row["status"] == "rolled_back":
+        return RollbackOutcome(
+            action_id,
+            "already_rolled_back",
+            f"action {action_id} was already rolled back by {row['rolled_back_by']} at "
+            f"{row['rolled_back_at'].isoformat()}: nothing done",
+            row["rollback_result"],
+        )
+
+    def refuse(message: str) -> RollbackOutcome:
+        detail = {"error": message}
+        ledger.record_rollback_attempt(
+            conn, action_id, actor, reason, "refused", detail, now, review_id
+        )
+        events.emit(
+            conn,
+            "action.rollback_refused",
+            f"action:{action_id}",
+            {"actor": actor, "reason": reason, "review_id": review_id, "error": message},
+        )
+        return RollbackOutcome(action_id, "refused", message, detail)
+
+    def fail(message: str, detail: dict[str, Any]) -> RollbackOutcome:
+        detail = {"error": message, **detail}
+        ledger.record_rollback_attempt(
+            conn, action_id, actor, reason, "failed", detail, now, review_id
+        )
+        return RollbackOutcome(action_id, "failed", message, detail)
+
+    if row["dry_run"] or row["status"] != "applied":
+        what = "a dry run" if row["dry_run"] else row["status"]
+        return refuse(f"action {action_id} is {what}: only an applied action can be rolled back")
+    implementation = actions.get(row["action"])
+    if implementation is None:
+        return fail(
+            f"no {row['action']!r} action is configured to roll action {action_id} back", {}
+        )
+    try:
+        result = implementation.rollback(ActionResult.from_dict(row["result"]), session)
+    except RollbackUnsupported as exc:
+        return refuse(f"action {action_id} ({row['action']}) cannot be rolled back: {exc}")
+    except ValueError as exc:
+        # A missing endpoint or an unusable result: recorded, and retried once it is fixed.
+        return fail(f"action {action_id} ({row['action']}) could not be rolled back: {exc}", {})
+    if result.status != "rolled_back":
+        return fail(
+            f"action {action_id} ({row['action']}) was not rolled back: "
+            f"{result.detail.get('error') or result.status}",
+            {"result": result.as_dict()},
+        )
+    ledger.record_rollback(conn, action_id, result.as_dict(), actor, reason, now, review_id)
+    events.emit(
+        conn,
+        "action.rolled_back",
+        f"action:{action_id}",
+        {
+            "actor": actor,
+            "reason": reason,
+            "review_id": review_id,
+            "action": row["action"],
+            "external_ref": row["external_ref"],
+        },
+    )
+    return RollbackOutcome(
+        action_id,
+        "rolled_back",
+        f"action {action_id} ({row['action']}"
+        + (f" {row['external_ref']}" if row["external_ref"] else "")
+        + f") rolled back by {actor}",
+        result.as_dict(),
+    )
+
+
+def settle_reviews(
+    conn: Connection,
+    actions: Mapping[str, Action],
+    session: Any,
+    now: datetime,
+) -> dict[str, int]:
+    """Roll back what reviewers rejected; expire reviews past their expiry (the action stays,
+    the expiry is escalated). Raises ``ActionsFailed`` after recording when a rollback failed.
+    """
+    counts: dict[str, int] = {}
+    expired = approvals.expire_due(conn, ledger.pending_review_ids(conn), now)
+    if expired:
+        counts["reviews_expired"] = len(expired)
+    failures: list[str] = []
+    for row in ledger.rejected_reviews(conn):
+        outcome = rollback_action(
+            conn,
+            row["action_id"],
+            actions,
+            session,
+            actor=row["approver"],
+            reason=row["reason"] or "review rejected",
+            now=now,
+            review_id=row["review_id"],
+        )
+        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        if outcome.outcome == "failed":
+            failures.append(outcome.message)
+    if failures:
+        raise ActionsFailed("; ".join(failures))
+    return counts
+
+
+# --- verification rescans ---------------------------------------------------------------------
+
+
+def request_verification(
+    conn: Connection, action_id: int, now: datetime, requested_by: str = REVIEW_REQUESTER
+) -> VerificationRequest:
+    """Ask for a rescan of the action's finding by the engine that found it.
+
+    The scan planner adds the asset (``store.remediation.pending_verifications``); the request
+    is settled by ``settle_verifications`` once triage has taken in a successful rescan.
+    Idempotent: while one is pending for the action, asking again returns it.
+    """
+    row = ledger.load_action(conn, action_id)
+    if row is None:
+        raise VerificationRefused(f"action {action_id} does not exist")
+    if row["dry_run"]:
+        raise VerificationRefused(f"action {action_id} is a dry run: it changed nothing to verify")
+    finding = ledger.find_finding(conn, row["finding_id"])
+    if not inventory.load_assets(conn, [finding["asset_id"]], active_only=True):
+        raise VerificationRefused(
+            f"asset {finding['asset_id']} of action {action_id} is retired: it is not scanned"
+        )
+    verification_id, created = ledger.add_verification(
+        conn, action_id, finding["id"], finding["asset_id"], finding["engine"], now, requested_by
+    )
+    if created:
+        events.emit(
+            conn,
+            "verification.requested",
+            f"verification:{verification_id}",
+            {
+                "action_id": action_id,
+                "finding_id": finding["id"],
+                "asset_id": finding["asset_id"],
+                "engine": finding["engine"],
+                "requested_by": requested_by,
+            },
+        )
+    conn.commit()
+    return VerificationRequest(
+        verification_id, action_id, finding["id"], finding["asset_id"], finding["engine"], created
+    )
+
+
+_STILL_THERE = frozenset({"open", "reopened", "accepted", "false_positive"})
+
+
+def settle_verifications(conn: Connection, now: datetime) -> dict[str, int]:
+    """Settle pending verifications from what triage recorded after each request.
+
+    Only a successful, triaged rescan of the asset by the finding's engine that started after
+    the request counts. The finding fixed → confirmed_fixed; reported again by such a rescan →
+    still_present (the finding stays open). A rescan that neither reported nor closed it (a
+    narrower scan) settles nothing. Nothing here changes a finding: triage alone closes them.
+    """
+    counts = {"confirmed_fixed": 0, "still_present": 0, "pending": 0}
+    for row in ledger.pending_verification_rows(conn):
+        rescans = ledger.rescans_since(conn, row["asset_id"], row["engine"], row["requested_at"])
+        outcome, scan_run_id = None, None
+        if rescans and row["finding_status"] == "fixed":
+            outcome = "confirmed_fixed"
+            closing = row["fixed_by_scan_run_id"]
+            scan_run_id = closing if closing in rescans else rescans[0]
+        elif row["finding_status"] in _STILL_THERE and row["last_scan_run_id"] in rescans:
+            outcome, scan_run_id = "still_present", row["last_scan_run_id"]
+        if outcome is None:
+            counts["pending"] += 1
+            continue
+        ledger.settle_verification(conn, row["id"], outcome, scan_run_id, now)
+        events.emit(
+            conn,
+            "verification.settled",
+            f"verification:{row['id']}",
+            {
+                "outcome": outcome,
+                "action_id": row["action_id"],
+                "finding_id": row["finding_id"],
+                "asset_id": row["asset_id"],
+                "engine": row["engine"],
+                "scan_run_id": scan_run_id,
+            },
+        )
+        counts[outcome] += 1
+    conn.commit()
     return counts

@@ -148,8 +148,18 @@ def run_batch(
     version = _engine_version(engine, runner)
     for family in sorted(groups):
         outcome.runs.append(
-            _run_group(conn, engine, groups[family], assets_by_host, config, blobs, runner,
-                       clock, run_ref, version)
+            _run_group(
+                conn,
+                engine,
+                groups[family],
+                assets_by_host,
+                config,
+                blobs,
+                runner,
+                clock,
+                run_ref,
+                version,
+            )
         )
     return outcome
 
@@ -216,8 +226,12 @@ def _parse(engine, raw: bytes, targets: list[Target], assets_by_host: dict[str, 
 
 def _finish(conn: Connection, outcome: RunOutcome, clock, result) -> None:
     scans.finish_scan_run(
-        conn, outcome.scan_run_id, outcome.status, clock(),
-        exit_code=getattr(result, "exit_code", None), error=outcome.error,
+        conn,
+        outcome.scan_run_id,
+        outcome.status,
+        clock(),
+        exit_code=getattr(result, "exit_code", None),
+        error=outcome.error,
     )
     if outcome.status != "succeeded":
         events.emit(

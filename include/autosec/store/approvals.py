@@ -1,5 +1,9 @@
 """Approval requests and their append-only decision log.
 
+A request is either an approval gate (``kind`` 'approval': nothing happens until it passes) or
+a review (``kind`` 'review': an on-the-loop action was taken and a reviewer keeps it by
+approving or has it rolled back by rejecting). Both follow the same rules.
+
 The rules (no self-approval, quorum, reason on reject, expiry) are pure code in
 ``autosec.remediation.approvals``; this module loads, locks and records.
 """
@@ -16,6 +20,7 @@ from autosec.remediation import approvals as rules
 from autosec.store import events
 
 SYSTEM_APPROVER = "autosec"
+KINDS = ("approval", "review")
 _READ_REQUEST = "SELECT * FROM approvals WHERE id = %s"
 _LOCK_REQUEST = "SELECT * FROM approvals WHERE id = %s FOR UPDATE"
 
@@ -30,12 +35,16 @@ def create_approval(
     policy_hash: str,
     now: datetime,
     expiry_hours: float,
+    kind: str = "approval",
 ) -> int:
+    if kind not in KINDS:
+        raise ValueError(f"approval request kind {kind!r}: expected one of {', '.join(KINDS)}")
     row = conn.execute(
-        "INSERT INTO approvals (requester, approvers, quorum, status, summary, rule_id, "
-        "policy_hash, created_at, expires_at) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s) "
-        "RETURNING id",
+        "INSERT INTO approvals (kind, requester, approvers, quorum, status, summary, rule_id, "
+        "policy_hash, created_at, expires_at) "
+        "VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s) RETURNING id",
         (
+            kind,
             requester,
             list(approvers),
             quorum,
@@ -51,7 +60,7 @@ def create_approval(
         conn,
         "approval.requested",
         f"approval:{approval_id}",
-        {"summary": summary, "approvers": list(approvers), "quorum": quorum},
+        {"summary": summary, "approvers": list(approvers), "quorum": quorum, "kind": kind},
     )
     return approval_id
 
@@ -176,16 +185,25 @@ def all_settled(conn: psycopg.Connection, approval_ids: Sequence[int]) -> bool:
     return row[0] == 0
 
 
-def list_approvals(conn: psycopg.Connection, status: str | None = None) -> list[dict]:
+def list_approvals(
+    conn: psycopg.Connection, status: str | None = None, kind: str | None = None
+) -> list[dict]:
+    """Requests (one row per linked action: a gate's or a review's), optionally filtered."""
     query = (
         "SELECT a.*, x.action, x.finding_id, f.asset_id, f.title AS finding_title, f.severity "
-        "FROM approvals a LEFT JOIN actions x ON x.approval_id = a.id "
+        "FROM approvals a LEFT JOIN actions x ON a.id IN (x.approval_id, x.review_id) "
         "LEFT JOIN findings f ON f.id = x.finding_id"
     )
+    conditions: list[str] = []
     params: list = []
     if status:
-        query += " WHERE a.status = %s"
+        conditions.append("a.status = %s")
         params.append(status)
+    if kind:
+        conditions.append("a.kind = %s")
+        params.append(kind)
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
     return conn.cursor(row_factory=dict_row).execute(query + " ORDER BY a.id", params).fetchall()
 
 

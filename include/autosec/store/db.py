@@ -57,6 +57,17 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Take the store schema back to ``revision`` with Alembic (to undo a release)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    command.downgrade(config, revision)
+
+
 def current_revision(conn: psycopg.Connection) -> str | None:
     row = conn.execute(
         "SELECT version_num FROM autosec_alembic_version LIMIT 1"

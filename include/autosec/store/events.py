@@ -18,6 +18,14 @@ EVENT_NAMES = frozenset(
         "report.ready",
         "blind_spot.found",
         "input.rejected",
+        "action.rolled_back",
+        "action.rollback_refused",
+        "break_glass.opened",
+        "break_glass.closed",
+        "break_glass.used",
+        "break_glass.refused",
+        "verification.requested",
+        "verification.settled",
     }
 )
 

@@ -146,9 +146,9 @@ def test_a_valid_rule_passes(tmp_path):
         ),
         (
             "action: ticket",
-            "action: quarantine",
-            "enforcement.rules.0.action: unknown action 'quarantine': expected 'none' or a "
-            "registered action (ticket)",
+            "action: reboot",
+            "enforcement.rules.0.action: unknown action 'reboot': expected 'none' or a "
+            "registered action (notify, patch_request, quarantine, ticket)",
         ),
         (
             "mode: in_the_loop",

@@ -35,9 +35,10 @@ def test_each_registered_action_loads_and_carries_its_name(name):
 
 def test_unknown_action_names_the_registered_ones():
     with pytest.raises(registry.UnknownAction) as info:
-        registry.get_action("quarantine")
+        registry.get_action("reboot")
     assert str(info.value) == (
-        "unknown remediation action 'quarantine': registered actions are ticket"
+        "unknown remediation action 'reboot': registered actions are "
+        "notify, patch_request, quarantine, ticket"
     )
 
 

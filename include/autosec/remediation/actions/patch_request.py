@@ -1,0 +1,672 @@
+"""Ask for a dependency upgrade with a pull request on a Git hosting API; close it to roll back.
+
+The API is GitHub's REST shape (GitHub Enterprise and ``autosec.demo.githost`` answer the same):
+
+- ``GET {base}/repos/{owner}/{repo}/pulls?head={owner}:{branch}&state=all`` lists the pull
+  requests from that branch, open or closed.
+- ``POST {base}/repos/{owner}/{repo}/pulls`` with {title, head, base, body} answers 201 with
+  {"number", "html_url", "state", ...}; 422 when a pull request from that head already exists.
+- ``PATCH {base}/repos/{owner}/{repo}/pulls/{number}`` with {"state": "closed"} closes one.
+
+The head branch is derived from the idempotency key (``autosec/upgrade-<package>-<key[:12]>``),
+so the same finding under the same policy always names the same branch. Before creating, the
+action looks for a pull request from that branch; after a 422 it looks again. Either way a retry
+reports the existing pull request and never opens a second. One found closed without a merge was
+declined by someone: it is reported as failed, never reopened.
+
+The action opens the request; it does not write the upgrade. The head branch must exist on the
+host (GitHub answers 422 "head invalid" otherwise): the repository's dependency bot or a CI job
+that watches ``autosec/upgrade-*`` pushes the version bump to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from packageurl import PackageURL
+
+from autosec.domain.models import Severity
+from autosec.policy.engine import Decision
+from autosec.remediation.actions.base import (
+    Action,
+    ActionRequest,
+    ActionResult,
+    idempotency_key,
+)
+
+BODY_EXCERPT = 500
+TITLE_MAX = 256
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_BASE_URL = "https://api.github.com"
+BRANCH_PREFIX = "autosec/upgrade-"
+API_VERSION = "2022-11-28"
+_REPOSITORY = re.compile(r"^(?!-)[A-Za-z0-9-]{1,39}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
+_BRANCH = re.compile(r"^(?![-/.])(?!.*(?:\.\.|//|@\{|\.lock$|/$|\.$))[A-Za-z0-9._/-]{1,200}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_~:!-]{0,99}$")
+_ADVISORY = re.compile(r"^[A-Z][A-Z0-9]{1,15}-[A-Za-z0-9][A-Za-z0-9-]{0,60}$")
+
+
+def check_repository(value: Any, what: str = "repository") -> str:
+    """``owner/name`` (a ``repo:`` prefix is dropped), or ValueError naming the value."""
+    text = value.strip() if isinstance(value, str) else ""
+    text = text.removeprefix("repo:")
+    if not _REPOSITORY.match(text):
+        raise ValueError(f"patch_request action: {what} {value!r} is not an owner/name repository")
+    return text
+
+
+def _check_branch(value: Any, what: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not _BRANCH.match(text):
+        raise ValueError(f"patch_request action: {what} {value!r} is not a valid branch name")
+    return text
+
+
+@dataclass(frozen=True)
+class GitHostEndpoint:
+    """Where the Git hosting API is, its token, and the defaults for assets that name none."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token: str | None = field(default=None, repr=False)
+    default_repository: str | None = None
+    base_branch: str = "main"
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"git host base_url {self.base_url!r} must be an http(s) URL with a host"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"git host base_url {self.base_url!r} must not have a query")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if self.default_repository is not None:
+            repo = check_repository(self.default_repository, "default_repository")
+            object.__setattr__(self, "default_repository", repo)
+        object.__setattr__(self, "base_branch", _check_branch(self.base_branch, "base_branch"))
+
+    @classmethod
+    def from_connection(cls, connection: Any) -> GitHostEndpoint:
+        """host (``api.github.com``, or a URL with a base path), port, schema (a base path such
+        as ``api/v3`` for GitHub Enterprise), password = token; extra: ``default_repository``,
+        ``base_branch``, ``timeout`` (seconds). The scheme is ``http`` only for type ``http``."""
+        extra = _extra(connection)
+        base, token = _base_and_token(connection)
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
+        if extra.get("timeout") is not None:
+            timeout = (DEFAULT_TIMEOUT[0], float(extra["timeout"]))
+        return cls(
+            base_url=base,
+            token=token,
+            default_repository=extra.get("default_repository") or None,
+            base_branch=extra.get("base_branch") or "main",
+            timeout=timeout,
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "autosec",
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+
+class GitHostEndpointMissing(ValueError):
+    """A pull request must be opened but no endpoint (or no repository) was configured."""
+
+
+def _extra(connection: Any) -> dict[str, Any]:
+    extra = getattr(connection, "extra_dejson", None)
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    raw = getattr(connection, "extra", None)
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ValueError("connection extra is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("connection extra must be a JSON object")
+    return data
+
+
+def _base_and_token(connection: Any) -> tuple[str, str | None]:
+    host = str(getattr(connection, "host", None) or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL, getattr(connection, "password", None) or None
+    if "://" in host:
+        scheme, _, host = host.partition("://")
+    else:
+        conn_type = str(getattr(connection, "conn_type", None) or "").lower()
+        scheme = "http" if conn_type == "http" else "https"
+    netloc, slash, path = host.partition("/")
+    port = getattr(connection, "port", None)
+    if port:
+        netloc = f"{netloc}:{int(port)}"
+    schema = str(getattr(connection, "schema", None) or "").strip("/")
+    base = "/".join(p for p in (path if slash else "", schema) if p)
+    token = getattr(connection, "password", None) or None
+    return f"{scheme}://{netloc}" + (f"/{base}" if base else ""), token
+
+
+# --- plan helpers (pure) --------------------------------------------------------------------------
+
+
+def _one_line(value: Any, limit: int) -> str:
+    text = " ".join(str(value or "").split())
+    text = "".join(ch for ch in text if ord(ch) >= 32 and ch != "\x7f")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _code(value: Any) -> str:
+    """Markdown code span: nothing inside is a link, a mention or HTML."""
+    text = _one_line(value, 300).replace("`", "'")
+    return f"`{text}`" if text else "`-`"
+
+
+def _version(value: Any, what: str) -> str:
+    text = str(value).strip() if isinstance(value, str | int | float) else ""
+    if not _VERSION.match(text):
+        raise ValueError(f"patch_request action: {what} {value!r} is not a version string")
+    return text
+
+
+def _evidence(finding: Mapping[str, Any]) -> Mapping[str, Any]:
+    evidence = finding.get("evidence")
+    if isinstance(evidence, str):
+        try:
+            evidence = json.loads(evidence)
+        except ValueError:
+            return {}
+    return evidence if isinstance(evidence, Mapping) else {}
+
+
+def _package(finding: Mapping[str, Any]) -> PackageURL:
+    location = finding.get("location")
+    if isinstance(location, str):
+        try:
+            location = json.loads(location)
+        except ValueError:
+            location = None
+    raw = location.get("purl") if isinstance(location, Mapping) else None
+    if not raw:
+        raise ValueError(
+            "patch_request action: the finding has no package URL (location.purl); "
+            "only dependency findings can become a pull request"
+        )
+    try:
+        return PackageURL.from_string(str(raw))
+    except ValueError as exc:
+        raise ValueError(f"patch_request action: package URL {raw!r} is invalid: {exc}") from None
+
+
+def _package_name(purl: PackageURL) -> str:
+    if not purl.namespace:
+        return purl.name
+    separator = ":" if purl.type == "maven" else "/"
+    return f"{purl.namespace}{separator}{purl.name}"
+
+
+def head_branch(package: str, key: str) -> str:
+    """``autosec/upgrade-<package slug>-<key[:12]>``: one branch per finding and policy."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", package.lower())
+    slug = re.sub(r"\.{2,}", ".", slug).strip(".-_")[:40].strip(".-_") or "package"
+    return f"{BRANCH_PREFIX}{slug}-{key[:12]}"
+
+
+def _advisories(finding: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for name in ("cve_ids", "ghsa_ids", "advisory_ids"):
+        values = finding.get(name) or ()
+        if isinstance(values, str):
+            values = [values]
+        for value in values:
+            text = str(value).strip()
+            if not _ADVISORY.match(text):
+                raise ValueError(
+                    f"patch_request action: {name} entry {value!r} is not an advisory id "
+                    "(CVE-…, GHSA-…, …)"
+                )
+            found.append(text)
+    return list(dict.fromkeys(found))
+
+
+def _repository_of(finding: Mapping[str, Any]) -> str | None:
+    value = finding.get("asset_repository")
+    if value:
+        return check_repository(value, "asset_repository")
+    tags = finding.get("asset_tags") or ()
+    if isinstance(tags, str):
+        tags = [tags]
+    named = [t for t in tags if isinstance(t, str) and t.startswith("repo:")]
+    if len(named) > 1:
+        raise ValueError(f"patch_request action: the asset names several repositories {named}")
+    return check_repository(named[0], "asset tag") if named else None
+
+
+def _due(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return _one_line(value, 40) or None
+
+
+def _body(
+    finding: Mapping[str, Any],
+    decision: Decision,
+    purl: PackageURL,
+    current: str | None,
+    fixed: str,
+    advisories: Iterable[str],
+    key: str,
+) -> str:
+    advisory_list = list(advisories)
+    rows = [
+        ("Package", _code(_package_name(purl))),
+        ("Package URL", _code(purl.to_string())),
+        ("Current version", _code(current or "unknown")),
+        ("Fixed version", _code(fixed)),
+        ("Advisories", ", ".join(_code(a) for a in advisory_list) or "none recorded"),
+        ("Asset", _code(finding.get("asset_id"))),
+        ("Severity", _code(finding.get("severity"))),
+    ]
+    due = _due(finding.get("due_date"))
+    if due:
+        rows.append(("Due", _code(due)))
+    lines = [
+        f"autosec asks to upgrade {_code(_package_name(purl))} from {_code(current or 'unknown')} "
+        f"to {_code(fixed)} to fix a known vulnerability.",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in rows),
+        "",
+        f"Policy {_code(decision.policy_version or '?')} (sha256 {_code(decision.policy_hash)}), "
+        f"rule {_code(decision.rule_id or '(none)')}, mode {_code(decision.mode)}:",
+        *(f"- {_code(reason)}" for reason in decision.reasons),
+        "",
+        f"Finding fingerprint {_code(finding.get('fingerprint'))}; idempotency key {_code(key)}.",
+        "Closing this pull request without merging tells autosec the upgrade was declined.",
+    ]
+    return "\n".join(lines)
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _excerpt(response: Any) -> str:
+    try:
+        text = response.text
+    except Exception:  # noqa: BLE001 - an unreadable body must not hide the status
+        return ""
+    text = text or ""
+    return text[:BODY_EXCERPT] + ("…" if len(text) > BODY_EXCERPT else "")
+
+
+# --- the action -----------------------------------------------------------------------------------
+
+
+class PatchRequestAction(Action):
+    """Opens one upgrade pull request per vulnerable dependency finding."""
+
+    name = "patch_request"
+
+    def __init__(self, endpoint: GitHostEndpoint | None = None) -> None:
+        self.endpoint = endpoint
+
+    def plan(self, finding: Mapping[str, Any], decision: Decision) -> ActionRequest:
+        missing = [k for k in ("fingerprint", "asset_id", "severity") if not finding.get(k)]
+        if missing:
+            raise ValueError(f"patch_request action: finding is missing {', '.join(missing)}")
+        self._check_plan_inputs(finding, decision)
+        fingerprint = str(finding["fingerprint"]).strip()
+        severity = Severity.parse(finding["severity"])
+        purl = _package(finding)
+        evidence = _evidence(finding)
+        raw_fixed = finding.get("fixed_version") or evidence.get("fixed_version")
+        if not raw_fixed:
+            raise ValueError(
+                f"patch_request action: no fixed version for {purl.to_string()} (neither "
+                "fixed_version nor evidence.fixed_version is set); a pull request needs a "
+                "target version"
+            )
+        fixed = _version(raw_fixed, "fixed_version")
+        raw_current = purl.version or finding.get("installed_version")
+        current = _version(raw_current, "installed version") if raw_current else None
+        if current == fixed:
+            raise ValueError(
+                f"patch_request action: {purl.to_string()} is already at the fixed version {fixed}"
+            )
+        advisories = _advisories(finding)
+        key = idempotency_key(fingerprint, self.name, decision.policy_hash)
+        package = _package_name(purl)
+        repository = _repository_of(finding) or (
+            self.endpoint.default_repository if self.endpoint else None
+        )
+        base = finding.get("asset_default_branch")
+        title = f"autosec: upgrade {_one_line(package, 100)} to {fixed}"
+        if advisories:
+            title += f" ({', '.join(advisories[:3])}{', …' if len(advisories) > 3 else ''})"
+        payload = {
+            "repository": repository,
+            "title": _one_line(title, TITLE_MAX),
+            "head": head_branch(purl.name, key),
+            "base": _check_branch(base, "asset_default_branch") if base else None,
+            "body": _body(finding, decision, purl, current, fixed, advisories, key),
+            "package": {
+                "purl": purl.to_string(),
+                "name": package,
+                "current_version": current,
+                "fixed_version": fixed,
+                "advisories": advisories,
+                "severity": severity.value,
+            },
+            "autosec_key": key,
+        }
+        return ActionRequest(
+            idempotency_key=key,
+            action=self.name,
+            finding_fingerprint=fingerprint,
+            asset_id=str(finding["asset_id"]),
+            payload=payload,
+            dry_run=decision.dry_run,
+        )
+
+    # --- apply / rollback ---------------------------------------------------------------------
+
+    def _endpoint(self) -> GitHostEndpoint:
+        if self.endpoint is None:
+            raise GitHostEndpointMissing(
+                "patch_request action: no git host endpoint configured (base URL and token)"
+            )
+        return self.endpoint
+
+    def _target(self, request: ActionRequest) -> tuple[str | None, str]:
+        """The repository and base branch: the request's own, else the endpoint's defaults."""
+        payload = request.payload
+        endpoint = self.endpoint
+        repository = payload.get("repository") or (
+            endpoint.default_repository if endpoint else None
+        )
+        base = payload.get("base") or (endpoint.base_branch if endpoint else "main")
+        checked = check_repository(repository) if repository else None
+        return checked, _check_branch(base, "base branch")
+
+    def apply(self, request: ActionRequest, session: Any) -> ActionResult:
+        if request.action != self.name:
+            raise ValueError(f"patch_request action cannot apply a {request.action!r} request")
+        payload = request.payload
+        if payload.get("autosec_key") != request.idempotency_key:
+            raise ValueError(
+                "patch_request payload autosec_key must be the request's idempotency key"
+            )
+        head = _check_branch(payload.get("head"), "head branch")
+        if not head.endswith(f"-{request.idempotency_key[:12]}"):
+            raise ValueError("patch_request head branch must end with the idempotency key")
+        if request.dry_run:
+            repository, base = self._target(request)
+            return ActionResult(
+                request.idempotency_key,
+                "dry_run",
+                detail={
+                    "would_send": f"POST /repos/{repository or '{default repository}'}/pulls",
+                    "body": {
+                        "title": payload.get("title"),
+                        "head": head,
+                        "base": base,
+                        "body": payload.get("body"),
+                    },
+                },
+            )
+        endpoint = self._endpoint()
+        repository, base = self._target(request)
+        if repository is None:
+            # This asset's data, not the configuration: record it and go on with the others.
+            return ActionResult(
+                request.idempotency_key,
+                "failed",
+                detail={
+                    "error": f"no repository for asset {request.asset_id!r}: set "
+                    "asset_repository (or a repo:owner/name tag) or the connection's "
+                    "default_repository",
+                    "http_status": None,
+                },
+            )
+        key = request.idempotency_key
+        owner = repository.split("/", 1)[0]
+        pulls = f"/repos/{repository}/pulls"
+
+        existing = self._find(key, session, endpoint, pulls, owner, head)
+        if existing is not None:
+            return existing
+        body = {"title": payload["title"], "head": head, "base": base, "body": payload["body"]}
+        try:
+            response = session.post(
+                endpoint.url(pulls), json=body, headers=endpoint.headers(), timeout=endpoint.timeout
+            )
+        except (requests.RequestException, OSError) as exc:
+            return _transport_failure(key, "POST", pulls, exc)
+        if 200 <= response.status_code < 300:
+            return _pull_result(key, response, repository, head, created=True)
+        if response.status_code == 422:
+            # GitHub's answer to a second request from the same head (a race, or a listing
+            # that lagged): report the one that exists; any other 422 is a real refusal.
+            again = self._find(key, session, endpoint, pulls, owner, head)
+            if again is not None and again.detail.get("pull_number") is not None:
+                detail = {**again.detail, "http_status": 422}
+                return ActionResult(key, again.status, again.external_ref, detail)
+        return _http_failure(key, response, "POST", pulls)
+
+    def _find(
+        self,
+        key: str,
+        session: Any,
+        endpoint: GitHostEndpoint,
+        pulls: str,
+        owner: str,
+        head: str,
+    ) -> ActionResult | None:
+        """The pull request from ``head`` as a result, a failure to list, or None."""
+        try:
+            response = session.get(
+                endpoint.url(pulls),
+                params={"head": f"{owner}:{head}", "state": "all", "per_page": "100"},
+                headers=endpoint.headers(),
+                timeout=endpoint.timeout,
+            )
+        except (requests.RequestException, OSError) as exc:
+            return _transport_failure(key, "GET", pulls, exc)
+        if response.status_code != 200:
+            return _http_failure(key, response, "GET", pulls)
+        listed = _json(response)
+        if not isinstance(listed, list):
+            return ActionResult(
+                key,
+                "failed",
+                detail={
+                    "error": f"GET {pulls} did not answer with a list of pull requests",
+                    "http_status": response.status_code,
+                    "body": _excerpt(response),
+                },
+            )
+        found = [
+            p
+            for p in listed
+            if isinstance(p, dict)
+            and isinstance(p.get("head"), dict)
+            and p["head"].get("ref") == head
+            and p.get("number") is not None
+        ]
+        if not found:
+            return None
+        # The newest one from this branch says what happened last.
+        pull = max(found, key=lambda p: int(p["number"]))
+        repository = pulls.removeprefix("/repos/").removesuffix("/pulls")
+        merged = bool(pull.get("merged_at") or pull.get("merged"))
+        if pull.get("state") == "closed" and not merged:
+            return ActionResult(
+                key,
+                "failed",
+                detail={
+                    "error": f"pull request #{pull['number']} from {head} was closed without "
+                    "a merge; autosec does not reopen a declined upgrade",
+                    "http_status": response.status_code,
+                    "repository": repository,
+                    "pull_number": int(pull["number"]),
+                    "state": "closed",
+                },
+            )
+        return ActionResult(
+            key,
+            "applied",
+            external_ref=pull.get("html_url") or f"{repository}#{pull['number']}",
+            detail={
+                "repository": repository,
+                "pull_number": int(pull["number"]),
+                "html_url": pull.get("html_url"),
+                "head": head,
+                "state": pull.get("state"),
+                "merged": merged,
+                "created": False,
+                "duplicate": True,
+                "http_status": response.status_code,
+            },
+        )
+
+    def rollback(self, result: ActionResult, session: Any) -> ActionResult:
+        """Close the pull request ``result`` opened; a dry-run result is rolled back in dry run."""
+        if result.status == "dry_run":
+            return ActionResult(
+                result.idempotency_key,
+                "dry_run",
+                detail={"would_send": "PATCH /repos/{owner}/{repo}/pulls/{number} state=closed"},
+            )
+        number = result.detail.get("pull_number")
+        repository = result.detail.get("repository")
+        if result.status != "applied" or number is None or not repository:
+            raise ValueError(
+                f"patch_request action: nothing to roll back for result "
+                f"{result.idempotency_key} (status {result.status}, pull request "
+                f"{repository!r} #{number!r})"
+            )
+        endpoint = self._endpoint()
+        key = result.idempotency_key
+        path = f"/repos/{check_repository(repository)}/pulls/{quote(str(int(number)), safe='')}"
+        try:
+            response = session.patch(
+                endpoint.url(path),
+                json={"state": "closed"},
+                headers=endpoint.headers(),
+                timeout=endpoint.timeout,
+            )
+        except (requests.RequestException, OSError) as exc:
+            return _transport_failure(key, "PATCH", path, exc)
+        if not 200 <= response.status_code < 300:
+            return _http_failure(key, response, "PATCH", path)
+        pull = _json(response)
+        pull = pull if isinstance(pull, dict) else {}
+        if pull.get("merged_at") or pull.get("merged"):
+            return ActionResult(
+                key,
+                "failed",
+                detail={
+                    "error": f"pull request #{number} is already merged; revert the upgrade by "
+                    "hand",
+                    "http_status": response.status_code,
+                },
+            )
+        if pull.get("state") != "closed":
+            return ActionResult(
+                key,
+                "failed",
+                detail={
+                    "error": f"PATCH {path} answered {response.status_code} but the pull "
+                    f"request is {pull.get('state')!r}, not closed",
+                    "http_status": response.status_code,
+                    "body": _excerpt(response),
+                },
+            )
+        return ActionResult(
+            key,
+            "rolled_back",
+            external_ref=result.external_ref,
+            detail={
+                "repository": repository,
+                "pull_number": int(number),
+                "state": "closed",
+                "http_status": response.status_code,
+            },
+        )
+
+
+def _pull_result(
+    key: str, response: Any, repository: str, head: str, created: bool
+) -> ActionResult:
+    pull = _json(response)
+    if not isinstance(pull, dict) or pull.get("number") is None:
+        return ActionResult(
+            key,
+            "failed",
+            detail={
+                "error": f"POST /repos/{repository}/pulls answered {response.status_code} "
+                "without a pull request number",
+                "http_status": response.status_code,
+                "body": _excerpt(response),
+            },
+        )
+    return ActionResult(
+        key,
+        "applied",
+        external_ref=pull.get("html_url") or f"{repository}#{pull['number']}",
+        detail={
+            "repository": repository,
+            "pull_number": int(pull["number"]),
+            "html_url": pull.get("html_url"),
+            "head": head,
+            "state": pull.get("state"),
+            "merged": False,
+            "created": created,
+            "http_status": response.status_code,
+        },
+    )
+
+
+def _http_failure(key: str, response: Any, method: str, path: str) -> ActionResult:
+    return ActionResult(
+        key,
+        "failed",
+        detail={
+            "error": f"git host answered {response.status_code} to {method} {path}",
+            "http_status": response.status_code,
+            "body": _excerpt(response),
+        },
+    )
+
+
+def _transport_failure(key: str, method: str, path: str, exc: BaseException) -> ActionResult:
+    return ActionResult(
+        key,
+        "failed",
+        detail={
+            "error": f"{method} {path} did not complete: {type(exc).__name__}: {exc}",
+            "http_status": None,
+        },
+    )
