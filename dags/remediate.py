@@ -8,6 +8,7 @@ from autosec.airflow.assets import FINDINGS
 from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
 from autosec.airflow.sensors import ApprovalSensor
 from autosec.airflow.tasks import (
+    announce_approval_requests,
     apply_actions,
     apply_approved_actions,
     decide_actions,
@@ -32,6 +33,7 @@ def remediate():
     plan = decide_actions()
     applied_now = apply_actions(plan["apply_now"])
     gate = ApprovalSensor(task_id="approval_gate", approval_ids=plan["approval_ids"])
+    announce_approval_requests(plan["approval_ids"])
     applied_later = apply_approved_actions(plan["approval_ids"])
     gate >> applied_later
     publish_remediation(applied_now, applied_later)

@@ -27,6 +27,7 @@ def loop(tmp_path_factory, postgres_available):
     """Run the loop twice; yield what the store and the ticketing API held after each run."""
     if shutil.which("nmap") is None:
         pytest.skip("nmap is not installed")
+    from autosec.demo.chat import ChatServer
     from autosec.demo.run import DemoEnvironment, prepare, run_loop
     from autosec.demo.services import DemoEstate
     from autosec.demo.ticketing import TicketingServer
@@ -37,6 +38,7 @@ def loop(tmp_path_factory, postgres_available):
     suffix = secrets.token_hex(3)
     token = secrets.token_urlsafe(12)
     with (
+        ChatServer() as chat,
         TicketingServer(token=token) as ticketing,
         DemoEstate(ports={"web": 0, "db": 0, "shadow": 0}) as estate_services,
     ):
@@ -56,13 +58,16 @@ def loop(tmp_path_factory, postgres_available):
             ticketing.url,
             token,
             estate=estate_file,
+            chat_url=chat.url,
         )
         try:
             prepare(env)
             first_states = run_loop(env, approver=APPROVER, echo=lambda _: None)
             first = _snapshot(env.store_url, ticketing)
+            first["chat"] = chat.messages()
             second_states = run_loop(env, approver=APPROVER, echo=lambda _: None)
             second = _snapshot(env.store_url, ticketing)
+            second["chat"] = chat.messages()
             yield {
                 "states": (first_states, second_states),
                 "first": first,
@@ -162,6 +167,7 @@ def test_the_reports_are_stored_with_their_sha256(loop) -> None:
 def test_the_second_run_changes_nothing_but_last_seen(loop) -> None:
     first, second = loop["first"], loop["second"]
     for table in (
+        "chat",
         "assets",
         "blind_spots",
         "history",
@@ -179,3 +185,15 @@ def test_the_second_run_changes_nothing_but_last_seen(loop) -> None:
         }
         assert after["last_seen"] > before["last_seen"]
     assert len(second["findings"]) == len(first["findings"])
+
+
+def test_each_approval_request_was_announced_with_a_link(loop) -> None:
+    approvals = loop["first"]["approvals"]
+    texts = [m["text"] for m in loop["first"]["chat"]]
+    assert len(texts) == len(approvals)
+    for approval in approvals:
+        assert any(
+            f"Approval #{approval['id']} needed" in t
+            and f"/plugin/autosec-approvals#approval-{approval['id']}" in t
+            for t in texts
+        )

@@ -39,16 +39,52 @@ def run_ref(context: Any) -> str:
 
 
 def remediation_tools() -> tuple[dict, Any]:
-    """Actions built from their Airflow connections, and the HTTP session they share."""
+    """Each action built from its Airflow connection, and the HTTP session they share.
+
+    An action whose connection is not defined is left out: applying it fails with a clear
+    error in the ledger, and the other actions still run.
+    """
     import requests
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
+    from autosec.remediation.actions import notify, patch_request, quarantine
+
+    config = estate().remediation
+    builders = {
+        "ticket": (config.ticket_conn_id, _ticket_action),
+        "notify": (
+            config.notify_conn_id,
+            lambda c: notify.NotifyAction(notify.notify_endpoint_from_connection(c)),
+        ),
+        "quarantine": (
+            config.enforcement_conn_id,
+            lambda c: quarantine.QuarantineAction(quarantine.QuarantineEndpoint.from_connection(c)),
+        ),
+        "patch_request": (
+            config.githost_conn_id,
+            lambda c: patch_request.PatchRequestAction(
+                patch_request.GitHostEndpoint.from_connection(c)
+            ),
+        ),
+    }
+    actions = {}
+    for name, (conn_id, build) in builders.items():
+        try:
+            connection = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            continue
+        actions[name] = build(connection)
+    return actions, requests.Session()
+
+
+def _ticket_action(connection):
     from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
 
-    connection = BaseHook.get_connection(estate().remediation.ticket_conn_id)
     scheme = "https" if (connection.conn_type or "").lower() == "https" else "http"
     port = f":{connection.port}" if connection.port else ""
-    endpoint = TicketEndpoint(
-        base_url=f"{scheme}://{connection.host}{port}", token=connection.password or None
+    return TicketAction(
+        TicketEndpoint(
+            base_url=f"{scheme}://{connection.host}{port}", token=connection.password or None
+        )
     )
-    return {"ticket": TicketAction(endpoint)}, requests.Session()

@@ -223,3 +223,23 @@ def build_posture_reports():
     for report in built:
         print(f"{report.kind}: {report.uri} sha256={report.sha256}")
     yield Metadata(assets.REPORTS, {"report_ids": [r.report_id for r in built]})
+
+
+@task
+def announce_approval_requests(approval_ids: list[int]) -> int:
+    """Tell the approvers a decision is waiting, with a link to the Approvals page."""
+    from autosec.airflow.notifiers import approvals_page_url, send_chat_message
+    from autosec.remediation.messages import approval_request_text
+    from autosec.store.approvals import list_approvals
+
+    if not approval_ids:
+        return 0
+    with runtime.store() as conn:
+        rows = [r for r in list_approvals(conn) if r["id"] in set(approval_ids)]
+    page = approvals_page_url()
+    sent = 0
+    for row in rows:
+        text = approval_request_text(row, page)
+        print(text)
+        sent += bool(send_chat_message(text))
+    return sent

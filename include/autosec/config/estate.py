@@ -59,7 +59,12 @@ class ScanConfig(_Strict):
 
 
 class RemediationConfig(_Strict):
+    """The Airflow connection each action talks through; an action without one cannot apply."""
+
     ticket_conn_id: str = "autosec_ticketing"
+    notify_conn_id: str = "autosec_notify"
+    enforcement_conn_id: str = "autosec_enforcement"
+    githost_conn_id: str = "autosec_githost"
 
 
 class EstateConfig(_Strict):
@@ -68,7 +73,7 @@ class EstateConfig(_Strict):
     scan: ScanConfig = ScanConfig()
     remediation: RemediationConfig = RemediationConfig()
     policy: Path
-    base_dir: Path = Path(".")
+    base_dir: Path = Path()
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path).resolve()

@@ -37,6 +37,7 @@ class DemoEnvironment:
     ticketing_url: str
     ticketing_token: str
     estate: Path = DEMO_ESTATE
+    chat_url: str | None = None
 
     @property
     def passwords_file(self) -> Path:
@@ -70,7 +71,15 @@ class DemoEnvironment:
             "AUTOSEC_DATABASE_URL": self.store_url,
             "AUTOSEC_DATA_DIR": (self.workdir / "data").resolve().as_uri(),
             "AUTOSEC_ESTATE": str(self.estate),
-        }
+        } | (
+            {
+                "AIRFLOW_CONN_AUTOSEC_NOTIFY": json.dumps(
+                    {"conn_type": "http", "password": self.chat_url}
+                )
+            }
+            if self.chat_url
+            else {}
+        )
 
 
 def _with_database(url: str, database: str) -> str:
@@ -241,6 +250,7 @@ def print_summary(data: dict, env: DemoEnvironment) -> None:
 
 
 def run_demo(workdir: Path) -> int:
+    from autosec.demo.chat import ChatServer
     from autosec.demo.services import DemoEstate
     from autosec.demo.ticketing import TicketingServer
 
@@ -258,9 +268,18 @@ def run_demo(workdir: Path) -> int:
         return 2
     token = secrets.token_urlsafe(16)
     workdir = workdir.resolve()
-    with TicketingServer(token=token, store_path=workdir / "tickets.json") as ticketing:
+    with (
+        TicketingServer(token=token, store_path=workdir / "tickets.json") as ticketing,
+        ChatServer() as chat,
+    ):
         env = DemoEnvironment(
-            workdir, admin_url, "autosec_demo", "autosec_demo_airflow", ticketing.url, token
+            workdir,
+            admin_url,
+            "autosec_demo",
+            "autosec_demo_airflow",
+            ticketing.url,
+            token,
+            chat_url=chat.url,
         )
         print(f"preparing {workdir} (store {env.store_db}, Airflow metadata {env.airflow_db})")
         prepare(env)
@@ -270,6 +289,11 @@ def run_demo(workdir: Path) -> int:
         print_summary(summary(env.store_url), env)
         received = len(ticketing.tickets())
         print(f"  tickets received by the ticketing API at {ticketing.url}: {received}")
+        print(
+            f"  chat messages received (approval requests with their link): {len(chat.messages())}"
+        )
+        for message in chat.messages()[:3]:
+            print("    " + message["text"].replace("\n", "\n    "))
     failed = [d for d, s in states.items() if s["state"] != "success"]
     if failed:
         print(f"\nstages that did not succeed: {', '.join(failed)}", file=sys.stderr)
