@@ -333,26 +333,25 @@ def _actions_rollback(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"refused: {exc}", file=sys.stderr)
             return 2
+    configured = {"ticket": TicketAction(endpoint)} if endpoint is not None else {}
     with db.connect(_url(args)) as conn:
         row = ledger.load_action(conn, args.action_id)
-        if (
-            row is not None
-            and row["action"] == "ticket"
-            and row["status"] == "applied"
-            and endpoint is None
-        ):
-            print(
-                "refused: rolling a ticket back needs the ticketing API: pass --ticket-url or "
-                "set AUTOSEC_TICKET_URL (and AUTOSEC_TICKET_TOKEN)",
-                file=sys.stderr,
+        if row is not None and row["status"] == "applied" and row["action"] not in configured:
+            needs = (
+                "the ticketing API: pass --ticket-url or set AUTOSEC_TICKET_URL "
+                "(and AUTOSEC_TICKET_TOKEN)"
+                if row["action"] == "ticket"
+                else "its runtime, which this command does not configure (it rolls back "
+                "ticket actions)"
             )
+            print(f"refused: rolling a {row['action']} action back needs {needs}", file=sys.stderr)
             return 2
         with requests.Session() as session:
             try:
                 outcome = rollback_action(
                     conn,
                     args.action_id,
-                    {"ticket": TicketAction(endpoint)},
+                    configured,
                     session,
                     args.user,
                     args.reason,
