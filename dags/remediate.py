@@ -1,8 +1,9 @@
-"""remediate: the policy decides per finding; gated actions wait for a human approval."""
+"""remediate: the policy decides per finding; gated actions wait for a human approval; rejected
+on-the-loop reviews are rolled back."""
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
 from autosec.airflow.assets import FINDINGS
 from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
@@ -13,12 +14,16 @@ from autosec.airflow.tasks import (
     apply_approved_actions,
     decide_actions,
     publish_remediation,
+    settle_reviews,
 )
 
 
 @dag(
     dag_id="remediate",
-    schedule=[FINDINGS],
+    # New findings at once, and hourly so rejected reviews are rolled back without waiting.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("15 * * * *", timezone="UTC"), assets=[FINDINGS]
+    ),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -31,6 +36,7 @@ from autosec.airflow.tasks import (
 )
 def remediate():
     plan = decide_actions()
+    settle_reviews() >> plan
     applied_now = apply_actions(plan["apply_now"])
     gate = ApprovalSensor(task_id="approval_gate", approval_ids=plan["approval_ids"])
     announce_approval_requests(plan["approval_ids"])

@@ -39,6 +39,7 @@ _BIGINT_MAX = 2**63 - 1
 _APPROVAL_FIELDS = (
     "id",
     "status",
+    "kind",
     "summary",
     "rule_id",
     "requester",

@@ -157,13 +157,15 @@ def check_scans_succeeded() -> None:
 
 @task(outlets=[assets.FINDINGS])
 def triage_scan_results():
+    from autosec.stages.remediate import settle_verifications
     from autosec.stages.triage import triage_runs
 
     loaded = runtime.policy()
     with runtime.store() as conn:
         outcome = triage_runs(conn, loaded.policy.patching.days_by_severity(), runtime.now())
-    print(f"triage: {outcome.counts()}")
-    yield Metadata(assets.FINDINGS, outcome.counts())
+        verifications = settle_verifications(conn, runtime.now())
+    print(f"triage: {outcome.counts()}; verification requests: {verifications}")
+    yield Metadata(assets.FINDINGS, {**outcome.counts(), "verifications": verifications})
 
 
 # --- remediate --------------------------------------------------------------------------------
@@ -185,7 +187,21 @@ def decide_actions() -> dict[str, list[int]]:
             dry_run=bool(context["params"].get("dry_run")),
         )
     print(f"{plan.decisions} decisions; apply now: {plan.apply_now}; gated: {plan.approval_ids}")
+    for problem in plan.unplannable:
+        print(f"no action could be planned: {problem}")
+    if plan.break_glass_session_id:
+        print(f"break glass #{plan.break_glass_session_id} in force: {plan.break_glass_uses} uses")
     return {"apply_now": plan.apply_now, "approval_ids": plan.approval_ids}
+
+
+@task
+def settle_reviews() -> dict[str, int]:
+    """Roll back on-the-loop actions whose review was rejected; escalate expired reviews."""
+    from autosec.stages.remediate import settle_reviews as settle
+
+    actions, session = runtime.remediation_tools()
+    with runtime.store() as conn:
+        return settle(conn, actions, session, runtime.now())
 
 
 @task

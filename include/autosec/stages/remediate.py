@@ -57,6 +57,8 @@ class RemediationPlan:
     # The break glass session in force while deciding, and how many decisions it changed.
     break_glass_session_id: int | None = None
     break_glass_uses: int = 0
+    # Decisions whose action could not be built from the finding (e.g. no fixed version).
+    unplannable: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,20 @@ def decide_findings(
             )
         if not decision.acts:
             continue
-        request = get_action(decision.action)().plan(row, decision)
+        try:
+            request = get_action(decision.action)().plan(
+                _with_asset(row, assets[row["asset_id"]]), decision
+            )
+        except ValueError as exc:
+            # The decision stands on record; the action cannot be built from this finding.
+            plan.unplannable.append(f"finding {row['id']} ({decision.action}): {exc}")
+            events.emit(
+                conn,
+                "action.unplannable",
+                f"finding:{row['id']}",
+                {"action": decision.action, "error": str(exc)},
+            )
+            continue
         action_id = ledger.record_action(conn, decision_id, row["id"], request, decision.mode, now)
         if action_id is None:
             continue
@@ -167,6 +182,17 @@ def decide_findings(
     return plan
 
 
+def _with_asset(row: Mapping[str, Any], asset) -> dict[str, Any]:
+    """The finding row plus what actions need to know about its asset."""
+    return {
+        **row,
+        "asset_addresses": list(asset.addresses),
+        "asset_tags": list(asset.tags),
+        "asset_environment": asset.environment.value,
+        "asset_criticality": asset.criticality.value,
+    }
+
+
 def apply_planned(
     conn: Connection,
     action_ids: Sequence[int],
@@ -183,7 +209,15 @@ def apply_planned(
     failures: list[str] = []
     for row in ledger.actions_to_apply(conn, action_ids):
         request = ActionRequest.from_dict(row["request"])
-        result = actions[row["action"]].apply(request, session)
+        action = actions.get(row["action"])
+        if action is None:
+            result = ActionResult(
+                request.idempotency_key,
+                "failed",
+                detail={"error": f"no connection is configured for the {row['action']} action"},
+            )
+        else:
+            result = action.apply(request, session)
         ledger.record_result(conn, row["id"], result, now)
         conn.commit()
         counts[result.status] = counts.get(result.status, 0) + 1

@@ -17,7 +17,7 @@ from autosec.config.estate import ScanConfig
 from autosec.domain.targets import InvalidTarget, Target, host_of, validate_target
 from autosec.engines.registry import get_engine
 from autosec.stages.blobs import BlobStore
-from autosec.store import events, inventory, scans
+from autosec.store import events, inventory, remediation, scans
 from autosec.store.db import Connection
 
 
@@ -55,7 +55,8 @@ def plan_batches(
                 timedelta(days=config.cadence_days),
                 timedelta(days=config.internet_facing_cadence_days),
             )
-            wanted = set(due) | set(changed_asset_ids)
+            verify = remediation.pending_verifications(conn, name)
+            wanted = set(due) | set(changed_asset_ids) | set(verify)
         assets = [a for a in inventory.load_assets(conn, sorted(wanted)) if engine.accepts(a)]
         ids = [a.id for a in assets]
         for start in range(0, len(ids), config.batch_size):

@@ -20,12 +20,14 @@ EVENT_NAMES = frozenset(
         "input.rejected",
         "action.rolled_back",
         "action.rollback_refused",
+        "action.unplannable",
         "break_glass.opened",
         "break_glass.closed",
         "break_glass.used",
         "break_glass.refused",
         "verification.requested",
         "verification.settled",
+        "drill.completed",
     }
 )
 
