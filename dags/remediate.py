@@ -13,6 +13,7 @@ from autosec.airflow.tasks import (
     apply_actions,
     apply_approved_actions,
     decide_actions,
+    deliver_notifications,
     publish_remediation,
     settle_reviews,
 )
@@ -42,7 +43,7 @@ def remediate():
     announce_approval_requests(plan["approval_ids"])
     applied_later = apply_approved_actions(plan["approval_ids"])
     gate >> applied_later
-    publish_remediation(applied_now, applied_later)
+    publish_remediation(applied_now, applied_later) >> deliver_notifications()
 
 
 remediate()

@@ -189,7 +189,7 @@ def test_the_second_run_changes_nothing_but_last_seen(loop) -> None:
 
 def test_each_approval_request_was_announced_with_a_link(loop) -> None:
     approvals = loop["first"]["approvals"]
-    texts = [m["text"] for m in loop["first"]["chat"]]
+    texts = [m["text"] for m in loop["first"]["chat"] if m["text"].startswith("Approval #")]
     assert len(texts) == len(approvals)
     for approval in approvals:
         assert any(
@@ -197,3 +197,11 @@ def test_each_approval_request_was_announced_with_a_link(loop) -> None:
             and f"/plugin/autosec-approvals#approval-{approval['id']}" in t
             for t in texts
         )
+
+
+def test_lifecycle_events_arrive_once_as_a_digest(loop) -> None:
+    digests = [m["text"] for m in loop["second"]["chat"] if m["text"].startswith("autosec: ")]
+    assert len(digests) == 1, digests
+    shadow_host, shadow_port = loop["endpoints"]["shadow"]
+    assert "blind_spot.found: 1" in digests[0]
+    assert f"{shadow_host}:{shadow_port}" in digests[0]

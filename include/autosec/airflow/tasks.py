@@ -259,3 +259,22 @@ def announce_approval_requests(approval_ids: list[int]) -> int:
         print(text)
         sent += bool(send_chat_message(text))
     return sent
+
+
+@task
+def deliver_notifications() -> dict[str, int]:
+    """Send what happened since the last delivery as one digest per route, then mark it sent."""
+    from autosec.airflow.notifiers import send_chat_message
+    from autosec.remediation.messages import event_digest
+    from autosec.store import events
+
+    delivered: dict[str, int] = {}
+    for route in runtime.estate().notifications:
+        with runtime.store() as conn:
+            pending = events.undelivered(conn, route.events)
+            if not pending:
+                continue
+            if send_chat_message(event_digest(pending, route.max_lines_per_event), route.conn_id):
+                events.mark_delivered(conn, [e["id"] for e in pending], runtime.now())
+                delivered[route.conn_id] = delivered.get(route.conn_id, 0) + len(pending)
+    return delivered

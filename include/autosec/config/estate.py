@@ -67,11 +67,36 @@ class RemediationConfig(_Strict):
     githost_conn_id: str = "autosec_githost"
 
 
+DEFAULT_NOTIFY_EVENTS = (
+    "scan.failed",
+    "finding.black_swan",
+    "approval.expired",
+    "blind_spot.found",
+    "action.rolled_back",
+    "action.rollback_refused",
+    "action.unplannable",
+    "break_glass.opened",
+    "break_glass.closed",
+    "break_glass.used",
+    "break_glass.refused",
+    "verification.settled",
+)
+
+
+class NotificationRoute(_Strict):
+    """Which lifecycle events go to which chat webhook connection, as one digest per run."""
+
+    events: list[str] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_EVENTS), min_length=1)
+    conn_id: str = "autosec_notify"
+    max_lines_per_event: int = Field(10, ge=1, le=100)
+
+
 class EstateConfig(_Strict):
     inventory: list[InventorySourceConfig]
     discovery: DiscoveryConfig = DiscoveryConfig()
     scan: ScanConfig = ScanConfig()
     remediation: RemediationConfig = RemediationConfig()
+    notifications: list[NotificationRoute] = Field(default_factory=lambda: [NotificationRoute()])
     policy: Path
     base_dir: Path = Path()
 

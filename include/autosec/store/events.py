@@ -43,3 +43,27 @@ def emit_many(conn: psycopg.Connection, name: str, items: Iterable[tuple[str, di
     if rows:
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO events (name, subject, payload) VALUES (%s, %s, %s)", rows)
+
+
+def undelivered(conn: psycopg.Connection, names: Iterable[str], limit: int = 1000) -> list[dict]:
+    """Events of these names that no notifier has delivered yet, oldest first."""
+    from psycopg.rows import dict_row
+
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, name, subject, payload, at FROM events "
+            "WHERE delivered_at IS NULL AND name = ANY(%s) ORDER BY id LIMIT %s",
+            (sorted(set(names)), limit),
+        )
+        .fetchall()
+    )
+
+
+def mark_delivered(conn: psycopg.Connection, event_ids: Iterable[int], now) -> int:
+    rows = conn.execute(
+        "UPDATE events SET delivered_at = %s WHERE id = ANY(%s) AND delivered_at IS NULL "
+        "RETURNING id",
+        (now, list(event_ids)),
+    ).fetchall()
+    return len(rows)

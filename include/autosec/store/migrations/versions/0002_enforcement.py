@@ -12,7 +12,7 @@ Downgrading drops all of it; review requests stay behind as plain requests witho
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-01
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
