@@ -120,6 +120,7 @@ class ReportData:
     findings: Sequence[ReportFinding] = field(default_factory=list)
     actions: Sequence[Mapping[str, Any]] = field(default_factory=list)
     approvals: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    break_glass: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.assets_total < 0 or self.assets_scanned < 0:
@@ -295,6 +296,28 @@ def approval_rows(approvals: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
+def break_glass_rows(sessions: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Every break glass session in the period: who, why, how long, what it suspended, uses."""
+    rows = [
+        {
+            "id": _text(s.get("id")),
+            "opened_by": _text(s.get("opened_by")),
+            "reason": _text(s.get("reason")),
+            "opened_at": format_when(s.get("opened_at")),
+            "ended_at": format_when(s.get("ended_at")),
+            "closed_by": _text(s.get("closed_by")) or "(expired)",
+            "suspended_rules": ", ".join(sorted(s.get("suspended_rules") or ())),
+            "uses": _text(s.get("uses", 0)),
+            "_sort": _id_key(s.get("id")),
+        }
+        for s in sessions
+    ]
+    rows.sort(key=lambda r: r["_sort"])
+    for row in rows:
+        del row["_sort"]
+    return rows
+
+
 def severity_chart(summary: PostureSummary, *, bar_max: int = 300) -> dict[str, Any]:
     """Geometry for the inline SVG bar chart of open findings by severity."""
     top = max(summary.open_by_severity.values(), default=0)
@@ -368,6 +391,7 @@ def posture_context(data: ReportData) -> dict[str, Any]:
         "actions": action_rows(data.actions),
         "approvals": approval_rows(data.approvals),
         "blind_spots": blind_spot_rows(data.blind_spots),
+        "break_glass": break_glass_rows(data.break_glass),
     }
 
 

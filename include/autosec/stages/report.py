@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from autosec.reporting.poam import render_poam_csv
 from autosec.reporting.posture import ReportData, ReportFinding, render_posture_html
 from autosec.stages.blobs import BlobStore
-from autosec.store import events
+from autosec.store import events, remediation
 from autosec.store import reports as store
 from autosec.store.db import Connection
 
@@ -23,6 +23,7 @@ class BuiltReport:
 
 def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> ReportData:
     rows = store.report_inputs(conn)
+    since = now - timedelta(days=days)
     decisions_by_approval: dict[int, list[dict]] = {}
     for d in rows["approval_decisions"]:
         decisions_by_approval.setdefault(d["approval_id"], []).append(
@@ -36,7 +37,7 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
     action_by_approval = {a["approval_id"]: a for a in rows["actions"] if a["approval_id"]}
     return ReportData(
         generated_at=now,
-        period_start=(now - timedelta(days=days)).date(),
+        period_start=since.date(),
         period_end=now.date(),
         policy_version=loaded_policy.policy.version,
         policy_hash=loaded_policy.sha256,
@@ -95,6 +96,7 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
             }
             for a in rows["approvals"]
         ],
+        break_glass=remediation.break_glass_sessions(conn, since),
     )
 
 

@@ -200,3 +200,23 @@ def test_a_second_build_is_a_new_dated_report(seeded, policy, tmp_path) -> None:
     assert conn.execute("SELECT count(*) FROM events WHERE name = 'report.ready'").fetchone() == (
         4,
     )
+
+
+def test_break_glass_sessions_of_the_period_are_reported(seeded, policy, tmp_path) -> None:
+    from autosec.stages.break_glass import open_session
+
+    conn = seeded
+    now = T0 + timedelta(days=2)
+    session = open_session(
+        conn, policy, "ciso", "P1 outage: <b>db</b> failover", now - timedelta(hours=2), minutes=30
+    )
+    conn.commit()
+    built = build_reports(conn, LocalBlobStore(tmp_path), policy, now)
+    posture = next(r for r in built if r.kind == "posture")
+    html = _read(posture.uri).decode()
+    section = html[html.index('<section id="break-glass">') :]
+    assert "Break glass (1)" in section
+    assert f"<td>{session['id']}</td><td>ciso</td>" in section
+    assert "P1 outage: &lt;b&gt;db&lt;/b&gt; failover" in section
+    assert "prod-high-ticket-approval" in section
+    assert "(expired)" in section
