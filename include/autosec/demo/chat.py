@@ -11,6 +11,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from autosec.demo.http_server import BackgroundServer
+
 MAX_BODY = 256 * 1024
 
 
@@ -54,43 +56,19 @@ class _ChatHTTPServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
 
-class ChatServer:
+class ChatServer(BackgroundServer[_ChatHTTPServer]):
     """An incoming-webhook endpoint on loopback that records every message."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host, self.port = host, port
-        self._server: _ChatHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    poll_interval = 0.2
 
     def start(self) -> Self:
-        self._server = _ChatHTTPServer((self.host, self.port))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        self._server = None
+        return self._serve(_ChatHTTPServer((self.host, self.port)))
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("ChatServer is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks/autosec"
+        return f"{super().url}/hooks/autosec"
 
     def messages(self) -> list[dict[str, Any]]:
-        if self._server is None:
-            raise RuntimeError("ChatServer is not running")
-        with self._server.lock:
-            return list(self._server.received)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        server = self._running()
+        with server.lock:
+            return list(server.received)

@@ -18,27 +18,31 @@ API (JSON in, JSON out):
 
 from __future__ import annotations
 
-import argparse
-import hmac
 import json
 import logging
 import os
 import re
-import signal
-import tempfile
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
+from urllib.parse import SplitResult, parse_qs, unquote
+
+from autosec.demo.http_server import (
+    ApiError,
+    ApiHTTPServer,
+    ApiServer,
+    JsonApiHandler,
+    JsonRecordStore,
+    api_argument_parser,
+    serve_in_foreground,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
 TOKEN_ENV = "AUTOSEC_GITHOST_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 DOCS = "https://docs.github.com/rest/pulls/pulls"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -47,16 +51,15 @@ _CREATE_FIELDS = frozenset({"title", "head", "base", "body", "draft", "maintaine
 _UPDATE_FIELDS = frozenset({"title", "body", "state", "base", "maintainer_can_modify"})
 
 
-class GitHostError(Exception):
+class GitHostError(ApiError):
     """A request the API refuses; carries the HTTP status and a GitHub-shaped JSON body."""
 
     def __init__(self, status: HTTPStatus, message: str, errors: list[dict] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"message": message, "documentation_url": DOCS}
+        body: dict[str, Any] = {"message": message, "documentation_url": DOCS}
         if errors is not None:
-            self.body["errors"] = errors
-            self.body["status"] = str(int(status))
+            body["errors"] = errors
+            body["status"] = str(int(status))
+        super().__init__(status, body)
 
 
 def _invalid(field_name: str, message: str, code: str = "invalid") -> GitHostError:
@@ -69,10 +72,6 @@ def _invalid(field_name: str, message: str, code: str = "invalid") -> GitHostErr
 
 def _not_found() -> GitHostError:
     return GitHostError(HTTPStatus.NOT_FOUND, "Not Found")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _string(payload: dict[str, Any], name: str, *, required: bool) -> str | None:
@@ -90,56 +89,28 @@ def _branch(value: str, name: str) -> str:
     return value
 
 
-class PullStore:
+class PullStore(JsonRecordStore):
     """Pull requests per repository in memory, written through to a JSON file when given."""
+
+    key = "pulls"
+    what = "pull store"
 
     def __init__(
         self,
         path: Path | None = None,
         *,
         repositories: Iterable[str] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._path = path
-        self._clock = clock
         self._repositories = frozenset(repositories) if repositories is not None else None
-        self._lock = threading.Lock()
-        self._pulls: list[dict[str, Any]] = []
-        if path is not None and path.exists():
-            self._pulls = self._load(path)
+        super().__init__(path, clock)
 
-    @staticmethod
-    def _load(path: Path) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"pull store {path}: cannot read it as JSON: {exc}") from exc
-        pulls = data.get("pulls") if isinstance(data, dict) else None
-        if not isinstance(pulls, list) or not all(
-            isinstance(p, dict) and isinstance(p.get("number"), int) for p in pulls
-        ):
-            raise ValueError(f"pull store {path}: expected an object with a 'pulls' list")
-        return pulls
-
-    def _save(self) -> None:
-        if self._path is None:
-            return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".pulls-", dir=self._path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"pulls": self._pulls}, fh, indent=2, sort_keys=True)
-            Path(tmp).replace(self._path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    @classmethod
+    def _valid(cls, record: Any) -> bool:
+        return isinstance(record, dict) and isinstance(record.get("number"), int)
 
     def _now(self) -> str:
-        return self._clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-    @staticmethod
-    def _copy(value: Any) -> Any:
-        return json.loads(json.dumps(value))
+        return super()._now().replace("+00:00", "Z")
 
     def check_repository(self, repository: str) -> None:
         if self._repositories is not None and repository not in self._repositories:
@@ -163,7 +134,7 @@ class PullStore:
         if head_owner == owner and head_ref == base:
             raise _invalid("head", f"No commits between {base} and {head_ref}", "custom")
         with self._lock:
-            for pull in self._pulls:
+            for pull in self._records:
                 if (
                     pull["repository"] == repository
                     and pull["head"]["label"] == label
@@ -172,11 +143,11 @@ class PullStore:
                 ):
                     raise _invalid("head", f"A pull request already exists for {label}.", "custom")
             number = 1 + max(
-                (p["number"] for p in self._pulls if p["repository"] == repository), default=0
+                (p["number"] for p in self._records if p["repository"] == repository), default=0
             )
             now = self._now()
             pull = {
-                "id": len(self._pulls) + 1,
+                "id": len(self._records) + 1,
                 "number": number,
                 "repository": repository,
                 "state": "open",
@@ -192,12 +163,12 @@ class PullStore:
                 "updated_at": now,
                 "closed_at": None,
             }
-            self._pulls.append(pull)
+            self._records.append(pull)
             self._save()
             return self._copy(pull)
 
     def _find(self, repository: str, number: int) -> dict[str, Any]:
-        for pull in self._pulls:
+        for pull in self._records:
             if pull["repository"] == repository and pull["number"] == number:
                 return pull
         raise _not_found()
@@ -218,7 +189,7 @@ class PullStore:
             return self._copy(
                 [
                     p
-                    for p in self._pulls
+                    for p in self._records
                     if (repository is None or p["repository"] == repository)
                     and (state == "all" or p["state"] == state)
                     and (head is None or p["head"]["label"] == head)
@@ -249,7 +220,7 @@ class PullStore:
                     and p["state"] == "open"
                     and p["head"]["label"] == pull["head"]["label"]
                     and p["base"]["ref"] == pull["base"]["ref"]
-                    for p in self._pulls
+                    for p in self._records
                 ):
                     raise _invalid(
                         "state",
@@ -277,112 +248,71 @@ class PullStore:
             return self._copy(pull)
 
 
-class _GitHostHandler(BaseHTTPRequestHandler):
+class _GitHostHandler(JsonApiHandler):
     server: _GitHostHTTPServer
-    protocol_version = "HTTP/1.1"
     server_version = "autosec-githost/1"
-    timeout = 30
+    logger = log
+    log_name = "githost"
+    content_type = "application/json; charset=utf-8"
+    token_schemes = ("bearer", "token")
+    www_authenticate = 'Bearer realm="githost"'
+    unauthorised_message = "Bad credentials"
+    bad_length_message = "Content-Length is not a number"
+    too_large_message = "Request body too large"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("githost %s - %s", self.address_string(), format % args)
+    def error(self, status: HTTPStatus, code: str, message: str) -> ApiError:
+        return GitHostError(status, message)
 
-    def _send_json(
-        self, status: HTTPStatus, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body, sort_keys=True).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _authorise(self) -> None:
-        token = self.server.token
-        if token is None:
-            return
-        scheme, _, presented = self.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not hmac.compare_digest(
-            presented.strip().encode(), token.encode()
-        ):
-            raise GitHostError(HTTPStatus.UNAUTHORIZED, "Bad credentials")
-
-    def _read_body(self) -> bytes:
-        """Read the whole request body first, so an early refusal keeps the connection in step."""
-        header = self.headers.get("Content-Length")
-        if header is None:
-            return b""
-        try:
-            length = int(header)
-        except ValueError:
-            self.close_connection = True
-            raise GitHostError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
-        if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise GitHostError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")
-        return self.rfile.read(length) if length else b""
-
-    @staticmethod
-    def _parse_json(raw: bytes) -> Any:
+    def parse_json(self, raw: bytes) -> Any:
         try:
             return json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, ValueError):
             raise GitHostError(HTTPStatus.BAD_REQUEST, "Problems parsing JSON") from None
 
-    def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
+    def route(self, method: str, url: SplitResult) -> None:
         parts = [unquote(p) for p in url.path.split("/") if p]
-        try:
-            raw = self._read_body()
-            if parts == ["healthz"] and method == "GET":
-                self._send_json(HTTPStatus.OK, {"status": "ok"})
-                return
-            if (
-                len(parts) not in (4, 5)
-                or parts[0] != "repos"
-                or parts[3] != "pulls"
-                or not all(_NAME.match(p) for p in parts[1:3])
-            ):
-                raise _not_found()
-            self._authorise()
-            store = self.server.store
-            repository = f"{parts[1]}/{parts[2]}"
-            store.check_repository(repository)
-            if len(parts) == 4 and method == "GET":
-                query = parse_qs(url.query, keep_blank_values=True)
-                state = query.get("state", ["open"])[-1]
-                if state not in ("open", "closed", "all"):
-                    raise _invalid("state", "state must be open, closed or all")
-                head = query.get("head", [None])[-1]
-                if head is not None and ":" not in head:
-                    head = f"{parts[1]}:{head}"
-                base = query.get("base", [None])[-1]
-                pulls = store.query(repository, state=state, head=head, base=base)
-                self._send_json(HTTPStatus.OK, [self._public(p) for p in pulls])
-            elif len(parts) == 4 and method == "POST":
-                pull = store.create(repository, self._parse_json(raw), self.server.web_url)
-                self._send_json(
-                    HTTPStatus.CREATED, self._public(pull), {"Location": self._api_url(pull)}
-                )
-            elif len(parts) == 5 and method in ("GET", "PATCH"):
-                if not parts[4].isdigit():
-                    raise _not_found()
-                number = int(parts[4])
-                if method == "GET":
-                    pull = store.get(repository, number)
-                else:
-                    pull = store.update(repository, number, self._parse_json(raw))
-                self._send_json(HTTPStatus.OK, self._public(pull))
-            else:
-                raise _not_found()
-        except GitHostError as exc:
-            headers = (
-                {"WWW-Authenticate": 'Bearer realm="githost"'}
-                if exc.status == HTTPStatus.UNAUTHORIZED
-                else {}
+        raw = self.read_body()
+        if parts == ["healthz"] and method == "GET":
+            self.send_json(HTTPStatus.OK, {"status": "ok"})
+            return
+        if (
+            len(parts) not in (4, 5)
+            or parts[0] != "repos"
+            or parts[3] != "pulls"
+            or not all(_NAME.match(p) for p in parts[1:3])
+        ):
+            raise _not_found()
+        self.authorise()
+        store: PullStore = self.server.store
+        repository = f"{parts[1]}/{parts[2]}"
+        store.check_repository(repository)
+        if len(parts) == 4 and method == "GET":
+            query = parse_qs(url.query, keep_blank_values=True)
+            state = query.get("state", ["open"])[-1]
+            if state not in ("open", "closed", "all"):
+                raise _invalid("state", "state must be open, closed or all")
+            head = query.get("head", [None])[-1]
+            if head is not None and ":" not in head:
+                head = f"{parts[1]}:{head}"
+            base = query.get("base", [None])[-1]
+            pulls = store.query(repository, state=state, head=head, base=base)
+            self.send_json(HTTPStatus.OK, [self._public(p) for p in pulls])
+        elif len(parts) == 4 and method == "POST":
+            pull = store.create(repository, self.parse_json(raw), self.server.web_url)
+            self.send_json(
+                HTTPStatus.CREATED, self._public(pull), {"Location": self._api_url(pull)}
             )
-            self._send_json(exc.status, exc.body, headers)
+        elif len(parts) == 5 and method in ("GET", "PATCH"):
+            if not parts[4].isdigit():
+                raise _not_found()
+            number = int(parts[4])
+            if method == "GET":
+                pull = store.get(repository, number)
+            else:
+                pull = store.update(repository, number, self.parse_json(raw))
+            self.send_json(HTTPStatus.OK, self._public(pull))
+        else:
+            raise _not_found()
 
     def _api_url(self, pull: dict[str, Any]) -> str:
         return f"{self.server.api_url}/repos/{pull['repository']}/pulls/{pull['number']}"
@@ -396,42 +326,35 @@ class _GitHostHandler(BaseHTTPRequestHandler):
         body["url"] = self._api_url(pull)
         return body
 
-    def do_GET(self) -> None:
-        self._route("GET")
-
-    def do_POST(self) -> None:
-        self._route("POST")
-
     def do_PATCH(self) -> None:
-        self._route("PATCH")
-
-    def do_PUT(self) -> None:
-        self._route("PUT")
-
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
+        self._handle("PATCH")
 
 
-class _GitHostHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], store: PullStore, token: str | None) -> None:
-        self.store = store
-        self.token = token
-        super().__init__(address, _GitHostHandler)
+class _GitHostHTTPServer(ApiHTTPServer):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        store: PullStore,
+        token: str | None,
+    ) -> None:
+        super().__init__(address, handler, store, token)
         host, port = self.server_address[:2]
         self.api_url = f"http://{host}:{port}"
         self.web_url = f"{self.api_url}/web"
 
 
-class GitHostServer:
+class GitHostServer(ApiServer):
     """The Git hosting API in a background thread: ``with GitHostServer() as gh: gh.url``.
 
     ``repositories`` (``owner/name`` strings) limits which repositories exist; any other
     answers 404 like GitHub. None accepts every repository.
     """
+
+    label = "git host server"
+    thread_name = "autosec-demo-githost"
+    handler = _GitHostHandler
+    server_type = _GitHostHTTPServer
 
     def __init__(
         self,
@@ -441,62 +364,18 @@ class GitHostServer:
         store_path: str | os.PathLike[str] | None = None,
         *,
         repositories: Iterable[str] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        if token is not None and not token.strip():
-            raise ValueError("GitHostServer token must be non-empty when given")
-        self.host = host
-        self.port = port
-        self.token = token
-        self.store_path = Path(store_path) if store_path is not None else None
+        super().__init__(host, port, token, store_path)
         self.repositories = list(repositories) if repositories is not None else None
         for repository in self.repositories or ():
             owner, slash, name = repository.partition("/")
             if not (slash and _NAME.match(owner) and _NAME.match(name)):
                 raise ValueError(f"GitHostServer repository {repository!r} is not owner/name")
         self._clock = clock
-        self._server: _GitHostHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("GitHostServer is already running")
-        store = PullStore(self.store_path, repositories=self.repositories, clock=self._clock)
-        try:
-            self._server = _GitHostHTTPServer((self.host, self.port), store, self.token)
-        except OSError as exc:
-            raise OSError(
-                exc.errno,
-                f"git host server cannot listen on {self.host}:{self.port}: {exc.strerror}",
-            ) from exc
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="autosec-demo-githost",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def _store(self) -> PullStore:
-        if self._server is None:
-            raise RuntimeError("GitHostServer is not running")
-        return self._server.store
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("GitHostServer is not running")
-        return self._server.api_url
+    def _open_store(self) -> PullStore:
+        return PullStore(self.store_path, repositories=self.repositories, clock=self._clock)
 
     def pulls(self, repository: str | None = None) -> list[dict[str, Any]]:
         """Every pull request (of ``repository``, or of all), oldest first (a copy)."""
@@ -506,31 +385,17 @@ class GitHostServer:
         """Merge a pull request, as a reviewer would."""
         return self._store().merge(repository, number)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the Git hosting API in the foreground until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="python -m autosec.demo.githost", description="Demo Git hosting (pull request) API."
+    parser = api_argument_parser(
+        "autosec.demo.githost",
+        "Demo Git hosting (pull request) API.",
+        port=8091,
+        token_env=TOKEN_ENV,
+        store_help="JSON file the pull requests persist to",
+        credential_kind="token",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8091)
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"token clients must present (default: ${TOKEN_ENV}; none: no auth)",
-    )
-    parser.add_argument("--store", type=Path, help="JSON file the pull requests persist to")
     parser.add_argument(
         "--repository",
         action="append",
@@ -538,31 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="owner/name of a repository that exists (repeatable; default: any)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with GitHostServer(
-            args.host,
-            args.port,
-            args.token or None,
-            args.store,
-            repositories=args.repositories,
-        ) as server:
-            auth = "token required" if args.token else "no authentication"
-            print(f"git host API at {server.url} ({auth})", flush=True)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print("git host API stopped", flush=True)
-    return 0
+    server = GitHostServer(
+        args.host, args.port, args.token or None, args.store, repositories=args.repositories
+    )
+    auth = "token required" if args.token else "no authentication"
+    return serve_in_foreground(server, "git host API", auth)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ the package is missing from this table, so nothing is found (or lost) by scannin
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
+
+from autosec.domain.registry import load_module, unknown_kind_message
 
 SOURCES: dict[str, str] = {
     "file": "autosec.inventory.file",
@@ -16,20 +17,11 @@ SOURCES: dict[str, str] = {
 
 class UnknownSource(KeyError):
     def __str__(self) -> str:
-        registered = ", ".join(sorted(SOURCES))
-        return f"unknown inventory source kind {self.args[0]!r}: registered kinds are {registered}"
+        return unknown_kind_message("inventory source", self.args[0], SOURCES)
 
 
 def get_source(kind: str) -> ModuleType:
     """The module for ``kind``; it exposes ``get`` (I/O) and ``transform`` (pure)."""
-    try:
-        module_name = SOURCES[kind]
-    except (KeyError, TypeError):
-        raise UnknownSource(kind) from None
-    module = importlib.import_module(module_name)
-    missing = [name for name in ("get", "transform") if not callable(getattr(module, name, None))]
-    if missing:
-        raise RuntimeError(
-            f"inventory source {kind!r} ({module_name}) does not define {', '.join(missing)}"
-        )
-    return module
+    return load_module(
+        SOURCES, kind, what="inventory source", unknown=UnknownSource, required=("get", "transform")
+    )

@@ -13,6 +13,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 from typing import Any, ClassVar, Literal, get_args
 
 from autosec.policy.engine import Decision
@@ -30,6 +31,20 @@ def idempotency_key(fingerprint: str, action: str, policy_hash: str) -> str:
     # A separator that cannot occur in the parts keeps ("ab", "c") and ("a", "bc") apart.
     joined = "\x1f".join(str(v).strip() for v in (fingerprint, action, policy_hash))
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+def finding_due_date(value: Any) -> str | None:
+    """A finding's due date as ``YYYY-MM-DD`` (None when unset), or ValueError naming it."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ValueError(f"finding due_date {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,52 @@ class Action(ABC):
     def rollback(self, result: ActionResult, session: Any) -> ActionResult:
         """Undo an applied result; actions that cannot be undone raise RollbackUnsupported."""
         raise RollbackUnsupported(f"action {self.name!r} cannot be rolled back")
+
+    def _checked_fingerprint(
+        self,
+        finding: Mapping[str, Any],
+        decision: Decision,
+        required: tuple[str, ...] = ("fingerprint", "asset_id", "title", "severity"),
+    ) -> str:
+        """The finding's fingerprint, once it has the ``required`` fields and fits the decision."""
+        missing = [k for k in required if not finding.get(k)]
+        if missing:
+            raise ValueError(f"{self.name} action: finding is missing {', '.join(missing)}")
+        self._check_plan_inputs(finding, decision)
+        return str(finding["fingerprint"]).strip()
+
+    def _request(
+        self,
+        key: str,
+        fingerprint: str,
+        finding: Mapping[str, Any],
+        payload: dict[str, Any],
+        decision: Decision,
+    ) -> ActionRequest:
+        """The planned request for ``finding``, in dry run when the decision says so."""
+        return ActionRequest(
+            idempotency_key=key,
+            action=self.name,
+            finding_fingerprint=fingerprint,
+            asset_id=str(finding["asset_id"]),
+            payload=payload,
+            dry_run=decision.dry_run,
+        )
+
+    def _check_apply_inputs(
+        self, request: ActionRequest, key_field: str, subject: str | None = None
+    ) -> None:
+        """Refuse another action's request, or a payload whose ``key_field`` is not its key.
+
+        The key travels in the payload to the remote system, which recognises a repeat by it.
+        """
+        if request.action != self.name:
+            raise ValueError(f"{self.name} action cannot apply a {request.action!r} request")
+        if request.payload.get(key_field) != request.idempotency_key:
+            raise ValueError(
+                f"{subject or f'{self.name} request'} payload {key_field} must be the "
+                "request's idempotency key"
+            )
 
     def _check_plan_inputs(self, finding: Mapping[str, Any], decision: Decision) -> None:
         """Refuse to plan for another action, or for a finding the decision was not about."""

@@ -22,12 +22,11 @@ so a title with newlines or ``<script>`` neither adds a mail header nor breaks t
 
 from __future__ import annotations
 
-import json
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as _default_policy
@@ -43,11 +42,17 @@ from autosec.remediation.actions.base import (
     Action,
     ActionRequest,
     ActionResult,
+    finding_due_date,
     idempotency_key,
 )
+from autosec.remediation.actions.http import (
+    DEFAULT_TIMEOUT,
+    connection_extra,
+    connection_origin,
+    excerpt,
+    read_timeout,
+)
 
-BODY_EXCERPT = 500
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for the webhook
 DEFAULT_SMTP_TIMEOUT = 30.0
 DEFAULT_SENDER = "autosec@localhost.localdomain"
 TITLE_MAX = 150  # a Slack header block's limit; also keeps mail subjects readable
@@ -62,23 +67,6 @@ _UNSAFE_LINK_CHARS = frozenset('<>|"\\`{}')
 
 
 # --- endpoints ------------------------------------------------------------------------------------
-
-
-def _conn_extra(connection: Any) -> dict[str, Any]:
-    """A connection's extra as a dict, from ``extra_dejson`` or a JSON ``extra`` string."""
-    extra = getattr(connection, "extra_dejson", None)
-    if isinstance(extra, Mapping):
-        return dict(extra)
-    raw = getattr(connection, "extra", None)
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ValueError("connection extra is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("connection extra must be a JSON object")
-    return data
 
 
 @dataclass(frozen=True)
@@ -110,29 +98,18 @@ class WebhookEndpoint:
         overrides the read timeout.
         """
         secret = str(getattr(connection, "password", None) or "").strip()
-        extra = _conn_extra(connection)
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
-        if extra.get("timeout") is not None:
-            timeout = (DEFAULT_TIMEOUT[0], float(extra["timeout"]))
+        timeout = read_timeout(connection_extra(connection))
         if secret.startswith(("http://", "https://")):
             return cls(secret, timeout)
-        host = str(getattr(connection, "host", None) or "").strip().rstrip("/")
-        if not host or not secret:
+        origin = connection_origin(connection) if secret else None
+        if origin is None:
             raise ValueError(
                 "chat webhook connection needs the webhook URL in its password, or a host "
                 "and the webhook path in its password"
             )
-        if "://" in host:
-            scheme, _, host = host.partition("://")
-        else:
-            conn_type = str(getattr(connection, "conn_type", None) or "").lower()
-            scheme = "http" if conn_type == "http" else "https"
-        netloc, slash, base_path = host.partition("/")
-        port = getattr(connection, "port", None)
-        if port:
-            netloc = f"{netloc}:{int(port)}"
-        path = f"/{base_path}" if slash else ""
-        return cls(f"{scheme}://{netloc}{path}/{secret.lstrip('/')}", timeout)
+        base, path = origin
+        prefix = f"{base}/{path}" if path else base
+        return cls(f"{prefix}/{secret.lstrip('/')}", timeout)
 
     def headers(self, key: str) -> dict[str, str]:
         return {
@@ -221,7 +198,7 @@ class SmtpEndpoint:
         SSL is disabled), ``timeout`` (seconds), and autosec's own ``recipients`` (owner ->
         address or list) and ``default_to`` (address or list, for owners with no entry).
         """
-        extra = _conn_extra(connection)
+        extra = connection_extra(connection)
         use_ssl = not bool(extra.get("disable_ssl", False))
         starttls = not use_ssl and not bool(extra.get("disable_tls", False))
         port = getattr(connection, "port", None) or (465 if use_ssl else 587)
@@ -319,19 +296,6 @@ def _mrkdwn(value: Any) -> str:
 
 def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _due_date(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    try:
-        return date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        raise ValueError(f"finding due_date {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def _link(value: Any) -> str | None:
@@ -490,13 +454,6 @@ def build_email(
 # --- the action -----------------------------------------------------------------------------------
 
 
-def _excerpt(text: Any) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = str(text or "")
-    return text[:BODY_EXCERPT] + ("…" if len(text) > BODY_EXCERPT else "")
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -520,13 +477,7 @@ class NotifyAction(Action):
     # --- plan (pure) --------------------------------------------------------------------------
 
     def plan(self, finding: Mapping[str, Any], decision: Decision) -> ActionRequest:
-        missing = [
-            k for k in ("fingerprint", "asset_id", "title", "severity") if not finding.get(k)
-        ]
-        if missing:
-            raise ValueError(f"notify action: finding is missing {', '.join(missing)}")
-        self._check_plan_inputs(finding, decision)
-        fingerprint = str(finding["fingerprint"]).strip()
+        fingerprint = self._checked_fingerprint(finding, decision)
         severity = Severity.parse(finding["severity"])
         key = idempotency_key(fingerprint, self.name, decision.policy_hash)
         title = _one_line(finding["title"], 500)
@@ -546,7 +497,7 @@ class NotifyAction(Action):
                 "title": title,
                 "asset_id": asset_id,
                 "severity": severity.value,
-                "due_date": _due_date(finding.get("due_date")),
+                "due_date": finding_due_date(finding.get("due_date")),
                 "advisories": advisories,
                 "engine": finding.get("engine"),
                 "rule_id": finding.get("rule_id"),
@@ -563,25 +514,13 @@ class NotifyAction(Action):
             "link": _link(finding.get("link")),
             "autosec_key": key,
         }
-        return ActionRequest(
-            idempotency_key=key,
-            action=self.name,
-            finding_fingerprint=fingerprint,
-            asset_id=asset_id,
-            payload=payload,
-            dry_run=decision.dry_run,
-        )
+        return self._request(key, fingerprint, finding, payload, decision)
 
     # --- apply --------------------------------------------------------------------------------
 
     def apply(self, request: ActionRequest, session: Any) -> ActionResult:
         """Send the message; ``session`` is the HTTP session (unused for e-mail)."""
-        if request.action != self.name:
-            raise ValueError(f"notify action cannot apply a {request.action!r} request")
-        if request.payload.get("autosec_key") != request.idempotency_key:
-            raise ValueError(
-                "notify request payload autosec_key must be the request's idempotency key"
-            )
+        self._check_apply_inputs(request, "autosec_key")
         if request.dry_run:
             return self._dry_run(request)
         endpoint = self.endpoint
@@ -643,7 +582,7 @@ class NotifyAction(Action):
                     "channel": "webhook",
                     "error": f"chat webhook answered {response.status_code} to POST",
                     "http_status": response.status_code,
-                    "body": _excerpt(body),
+                    "body": excerpt(body),
                 },
             )
         return ActionResult(
@@ -679,7 +618,7 @@ class NotifyAction(Action):
             return _mail_failure(key, "every recipient was refused", None, exc.recipients)
         except smtplib.SMTPResponseException as exc:
             return _mail_failure(
-                key, f"{type(exc).__name__}", exc.smtp_code, _excerpt(exc.smtp_error)
+                key, f"{type(exc).__name__}", exc.smtp_code, excerpt(exc.smtp_error)
             )
         except (smtplib.SMTPException, OSError) as exc:
             return _mail_failure(key, f"{type(exc).__name__}: {exc}", None, None)
@@ -692,7 +631,7 @@ class NotifyAction(Action):
                 "channel": "email",
                 "message_id": message["Message-ID"],
                 "recipients": accepted,
-                "refused": {r: _excerpt(v) for r, v in refused.items()},
+                "refused": {r: excerpt(v) for r, v in refused.items()},
                 "delivery": DELIVERY,
             },
         )
@@ -705,7 +644,7 @@ def _mail_failure(key: str, what: str, code: int | None, reply: Any) -> ActionRe
         "smtp_status": code,
     }
     if isinstance(reply, Mapping):
-        detail["refused"] = {str(r): _excerpt(v) for r, v in reply.items()}
+        detail["refused"] = {str(r): excerpt(v) for r, v in reply.items()}
     elif reply:
         detail["smtp_reply"] = reply
     return ActionResult(key, "failed", detail=detail)

@@ -26,24 +26,35 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-import requests
 from packageurl import PackageURL
 
 from autosec.domain.models import Severity
 from autosec.policy.engine import Decision
 from autosec.remediation.actions.base import (
-    Action,
     ActionRequest,
     ActionResult,
     idempotency_key,
 )
+from autosec.remediation.actions.http import (
+    DEFAULT_TIMEOUT,
+    ApiAction,
+    ApiEndpoint,
+    answer_failure,
+    applied,
+    connection_base_url,
+    connection_extra,
+    connection_token,
+    http_failure,
+    read_json,
+    read_timeout,
+    send,
+)
 
-BODY_EXCERPT = 500
 TITLE_MAX = 256
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+API = "git host"
 DEFAULT_BASE_URL = "https://api.github.com"
 BRANCH_PREFIX = "autosec/upgrade-"
 API_VERSION = "2022-11-28"
@@ -70,8 +81,15 @@ def _check_branch(value: Any, what: str) -> str:
 
 
 @dataclass(frozen=True)
-class GitHostEndpoint:
+class GitHostEndpoint(ApiEndpoint):
     """Where the Git hosting API is, its token, and the defaults for assets that name none."""
+
+    what: ClassVar[str] = API
+    default_headers: ClassVar[Mapping[str, str]] = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+        "User-Agent": "autosec",
+    }
 
     base_url: str = DEFAULT_BASE_URL
     token: str | None = field(default=None, repr=False)
@@ -80,14 +98,7 @@ class GitHostEndpoint:
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"git host base_url {self.base_url!r} must be an http(s) URL with a host"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"git host base_url {self.base_url!r} must not have a query")
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        super().__post_init__()
         if self.default_repository is not None:
             repo = check_repository(self.default_repository, "default_repository")
             object.__setattr__(self, "default_repository", repo)
@@ -98,68 +109,18 @@ class GitHostEndpoint:
         """host (``api.github.com``, or a URL with a base path), port, schema (a base path such
         as ``api/v3`` for GitHub Enterprise), password = token; extra: ``default_repository``,
         ``base_branch``, ``timeout`` (seconds). The scheme is ``http`` only for type ``http``."""
-        extra = _extra(connection)
-        base, token = _base_and_token(connection)
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
-        if extra.get("timeout") is not None:
-            timeout = (DEFAULT_TIMEOUT[0], float(extra["timeout"]))
+        extra = connection_extra(connection)
         return cls(
-            base_url=base,
-            token=token,
+            base_url=connection_base_url(connection) or DEFAULT_BASE_URL,
+            token=connection_token(connection),
             default_repository=extra.get("default_repository") or None,
             base_branch=extra.get("base_branch") or "main",
-            timeout=timeout,
+            timeout=read_timeout(extra),
         )
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-    def headers(self) -> dict[str, str]:
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "autosec",
-        }
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
 
 
 class GitHostEndpointMissing(ValueError):
     """A pull request must be opened but no endpoint (or no repository) was configured."""
-
-
-def _extra(connection: Any) -> dict[str, Any]:
-    extra = getattr(connection, "extra_dejson", None)
-    if isinstance(extra, Mapping):
-        return dict(extra)
-    raw = getattr(connection, "extra", None)
-    try:
-        data = json.loads(raw) if raw else {}
-    except ValueError:
-        raise ValueError("connection extra is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("connection extra must be a JSON object")
-    return data
-
-
-def _base_and_token(connection: Any) -> tuple[str, str | None]:
-    host = str(getattr(connection, "host", None) or "").strip().rstrip("/")
-    if not host:
-        return DEFAULT_BASE_URL, getattr(connection, "password", None) or None
-    if "://" in host:
-        scheme, _, host = host.partition("://")
-    else:
-        conn_type = str(getattr(connection, "conn_type", None) or "").lower()
-        scheme = "http" if conn_type == "http" else "https"
-    netloc, slash, path = host.partition("/")
-    port = getattr(connection, "port", None)
-    if port:
-        netloc = f"{netloc}:{int(port)}"
-    schema = str(getattr(connection, "schema", None) or "").strip("/")
-    base = "/".join(p for p in (path if slash else "", schema) if p)
-    token = getattr(connection, "password", None) or None
-    return f"{scheme}://{netloc}" + (f"/{base}" if base else ""), token
 
 
 # --- plan helpers (pure) --------------------------------------------------------------------------
@@ -305,39 +266,20 @@ def _body(
     return "\n".join(lines)
 
 
-def _json(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _excerpt(response: Any) -> str:
-    try:
-        text = response.text
-    except Exception:  # noqa: BLE001 - an unreadable body must not hide the status
-        return ""
-    text = text or ""
-    return text[:BODY_EXCERPT] + ("…" if len(text) > BODY_EXCERPT else "")
-
-
 # --- the action -----------------------------------------------------------------------------------
 
 
-class PatchRequestAction(Action):
+class PatchRequestAction(ApiAction[GitHostEndpoint]):
     """Opens one upgrade pull request per vulnerable dependency finding."""
 
     name = "patch_request"
-
-    def __init__(self, endpoint: GitHostEndpoint | None = None) -> None:
-        self.endpoint = endpoint
+    endpoint_type = GitHostEndpoint
+    endpoint_missing = GitHostEndpointMissing
 
     def plan(self, finding: Mapping[str, Any], decision: Decision) -> ActionRequest:
-        missing = [k for k in ("fingerprint", "asset_id", "severity") if not finding.get(k)]
-        if missing:
-            raise ValueError(f"patch_request action: finding is missing {', '.join(missing)}")
-        self._check_plan_inputs(finding, decision)
-        fingerprint = str(finding["fingerprint"]).strip()
+        fingerprint = self._checked_fingerprint(
+            finding, decision, required=("fingerprint", "asset_id", "severity")
+        )
         severity = Severity.parse(finding["severity"])
         purl = _package(finding)
         evidence = _evidence(finding)
@@ -381,23 +323,9 @@ class PatchRequestAction(Action):
             },
             "autosec_key": key,
         }
-        return ActionRequest(
-            idempotency_key=key,
-            action=self.name,
-            finding_fingerprint=fingerprint,
-            asset_id=str(finding["asset_id"]),
-            payload=payload,
-            dry_run=decision.dry_run,
-        )
+        return self._request(key, fingerprint, finding, payload, decision)
 
     # --- apply / rollback ---------------------------------------------------------------------
-
-    def _endpoint(self) -> GitHostEndpoint:
-        if self.endpoint is None:
-            raise GitHostEndpointMissing(
-                "patch_request action: no git host endpoint configured (base URL and token)"
-            )
-        return self.endpoint
 
     def _target(self, request: ActionRequest) -> tuple[str | None, str]:
         """The repository and base branch: the request's own, else the endpoint's defaults."""
@@ -411,13 +339,8 @@ class PatchRequestAction(Action):
         return checked, _check_branch(base, "base branch")
 
     def apply(self, request: ActionRequest, session: Any) -> ActionResult:
-        if request.action != self.name:
-            raise ValueError(f"patch_request action cannot apply a {request.action!r} request")
+        self._check_apply_inputs(request, "autosec_key", subject=self.name)
         payload = request.payload
-        if payload.get("autosec_key") != request.idempotency_key:
-            raise ValueError(
-                "patch_request payload autosec_key must be the request's idempotency key"
-            )
         head = _check_branch(payload.get("head"), "head branch")
         if not head.endswith(f"-{request.idempotency_key[:12]}"):
             raise ValueError("patch_request head branch must end with the idempotency key")
@@ -458,12 +381,9 @@ class PatchRequestAction(Action):
         if existing is not None:
             return existing
         body = {"title": payload["title"], "head": head, "base": base, "body": payload["body"]}
-        try:
-            response = session.post(
-                endpoint.url(pulls), json=body, headers=endpoint.headers(), timeout=endpoint.timeout
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(key, "POST", pulls, exc)
+        response = send(session, endpoint, "POST", pulls, key, json=body)
+        if isinstance(response, ActionResult):
+            return response
         if 200 <= response.status_code < 300:
             return _pull_result(key, response, repository, head, created=True)
         if response.status_code == 422:
@@ -473,7 +393,7 @@ class PatchRequestAction(Action):
             if again is not None and again.detail.get("pull_number") is not None:
                 detail = {**again.detail, "http_status": 422}
                 return ActionResult(key, again.status, again.external_ref, detail)
-        return _http_failure(key, response, "POST", pulls)
+        return http_failure(key, response, "POST", pulls, API)
 
     def _find(
         self,
@@ -485,28 +405,16 @@ class PatchRequestAction(Action):
         head: str,
     ) -> ActionResult | None:
         """The pull request from ``head`` as a result, a failure to list, or None."""
-        try:
-            response = session.get(
-                endpoint.url(pulls),
-                params={"head": f"{owner}:{head}", "state": "all", "per_page": "100"},
-                headers=endpoint.headers(),
-                timeout=endpoint.timeout,
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(key, "GET", pulls, exc)
+        params = {"head": f"{owner}:{head}", "state": "all", "per_page": "100"}
+        response = send(session, endpoint, "GET", pulls, key, params=params)
+        if isinstance(response, ActionResult):
+            return response
         if response.status_code != 200:
-            return _http_failure(key, response, "GET", pulls)
-        listed = _json(response)
+            return http_failure(key, response, "GET", pulls, API)
+        listed = read_json(response)
         if not isinstance(listed, list):
-            return ActionResult(
-                key,
-                "failed",
-                detail={
-                    "error": f"GET {pulls} did not answer with a list of pull requests",
-                    "http_status": response.status_code,
-                    "body": _excerpt(response),
-                },
-            )
+            error = f"GET {pulls} did not answer with a list of pull requests"
+            return answer_failure(key, response, error)
         found = [
             p
             for p in listed
@@ -534,21 +442,14 @@ class PatchRequestAction(Action):
                     "state": "closed",
                 },
             )
-        return ActionResult(
+        return _applied(
             key,
-            "applied",
-            external_ref=pull.get("html_url") or f"{repository}#{pull['number']}",
-            detail={
-                "repository": repository,
-                "pull_number": int(pull["number"]),
-                "html_url": pull.get("html_url"),
-                "head": head,
-                "state": pull.get("state"),
-                "merged": merged,
-                "created": False,
-                "duplicate": True,
-                "http_status": response.status_code,
-            },
+            pull,
+            repository,
+            head,
+            merged=merged,
+            created=False,
+            http_status=response.status_code,
         )
 
     def rollback(self, result: ActionResult, session: Any) -> ActionResult:
@@ -570,18 +471,12 @@ class PatchRequestAction(Action):
         endpoint = self._endpoint()
         key = result.idempotency_key
         path = f"/repos/{check_repository(repository)}/pulls/{quote(str(int(number)), safe='')}"
-        try:
-            response = session.patch(
-                endpoint.url(path),
-                json={"state": "closed"},
-                headers=endpoint.headers(),
-                timeout=endpoint.timeout,
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(key, "PATCH", path, exc)
+        response = send(session, endpoint, "PATCH", path, key, json={"state": "closed"})
+        if isinstance(response, ActionResult):
+            return response
         if not 200 <= response.status_code < 300:
-            return _http_failure(key, response, "PATCH", path)
-        pull = _json(response)
+            return http_failure(key, response, "PATCH", path, API)
+        pull = read_json(response)
         pull = pull if isinstance(pull, dict) else {}
         if pull.get("merged_at") or pull.get("merged"):
             return ActionResult(
@@ -594,16 +489,11 @@ class PatchRequestAction(Action):
                 },
             )
         if pull.get("state") != "closed":
-            return ActionResult(
-                key,
-                "failed",
-                detail={
-                    "error": f"PATCH {path} answered {response.status_code} but the pull "
-                    f"request is {pull.get('state')!r}, not closed",
-                    "http_status": response.status_code,
-                    "body": _excerpt(response),
-                },
+            error = (
+                f"PATCH {path} answered {response.status_code} but the pull "
+                f"request is {pull.get('state')!r}, not closed"
             )
+            return answer_failure(key, response, error)
         return ActionResult(
             key,
             "rolled_back",
@@ -620,53 +510,35 @@ class PatchRequestAction(Action):
 def _pull_result(
     key: str, response: Any, repository: str, head: str, created: bool
 ) -> ActionResult:
-    pull = _json(response)
+    pull = read_json(response)
     if not isinstance(pull, dict) or pull.get("number") is None:
-        return ActionResult(
-            key,
-            "failed",
-            detail={
-                "error": f"POST /repos/{repository}/pulls answered {response.status_code} "
-                "without a pull request number",
-                "http_status": response.status_code,
-                "body": _excerpt(response),
-            },
+        error = (
+            f"POST /repos/{repository}/pulls answered {response.status_code} "
+            "without a pull request number"
         )
-    return ActionResult(
-        key,
-        "applied",
-        external_ref=pull.get("html_url") or f"{repository}#{pull['number']}",
-        detail={
-            "repository": repository,
-            "pull_number": int(pull["number"]),
-            "html_url": pull.get("html_url"),
-            "head": head,
-            "state": pull.get("state"),
-            "merged": False,
-            "created": created,
-            "http_status": response.status_code,
-        },
+        return answer_failure(key, response, error)
+    return _applied(
+        key, pull, repository, head, merged=False, created=created, http_status=response.status_code
     )
 
 
-def _http_failure(key: str, response: Any, method: str, path: str) -> ActionResult:
-    return ActionResult(
-        key,
-        "failed",
-        detail={
-            "error": f"git host answered {response.status_code} to {method} {path}",
-            "http_status": response.status_code,
-            "body": _excerpt(response),
-        },
-    )
-
-
-def _transport_failure(key: str, method: str, path: str, exc: BaseException) -> ActionResult:
-    return ActionResult(
-        key,
-        "failed",
-        detail={
-            "error": f"{method} {path} did not complete: {type(exc).__name__}: {exc}",
-            "http_status": None,
-        },
-    )
+def _applied(
+    key: str,
+    pull: dict[str, Any],
+    repository: str,
+    head: str,
+    *,
+    merged: bool,
+    created: bool,
+    http_status: int,
+) -> ActionResult:
+    detail = {
+        "repository": repository,
+        "pull_number": int(pull["number"]),
+        "html_url": pull.get("html_url"),
+        "head": head,
+        "state": pull.get("state"),
+        "merged": merged,
+    }
+    ref = pull.get("html_url") or f"{repository}#{pull['number']}"
+    return applied(key, ref, detail, created=created, http_status=http_status)

@@ -16,25 +16,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
-from urllib.parse import quote, urlsplit
-
-import requests
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 from autosec.domain.models import Severity
 from autosec.policy.engine import Decision
 from autosec.remediation.actions.base import (
-    Action,
     ActionRequest,
     ActionResult,
+    finding_due_date,
     idempotency_key,
+)
+from autosec.remediation.actions.http import (
+    DEFAULT_TIMEOUT,
+    ApiAction,
+    ApiEndpoint,
+    answer_failure,
+    applied,
+    http_failure,
+    listed_by_external_id,
+    read_json,
+    send,
 )
 
 TITLE_MAX = 255
 DESCRIPTION_MAX = 30_000
-BODY_EXCERPT = 500
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+API = "ticketing API"
+COLLECTION = "/api/tickets"
 ROLLBACK_COMMENT = "Closed by autosec: the remediation action was rolled back."
 
 # SSVC outcome (triage.priority) -> ticket priority; the severity decides when it is absent.
@@ -55,61 +63,22 @@ PRIORITY_BY_SEVERITY = {
 
 
 @dataclass(frozen=True)
-class TicketEndpoint:
+class TicketEndpoint(ApiEndpoint):
     """Where the ticketing API is and how to authenticate (from an Airflow connection)."""
+
+    what: ClassVar[str] = "ticketing"
 
     base_url: str
     token: str | None = field(default=None, repr=False)
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"ticketing base_url {self.base_url!r} must be an http(s) URL with a host"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"ticketing base_url {self.base_url!r} must not have a query")
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-    def headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "autosec"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
 
 
 class TicketEndpointMissing(ValueError):
     """A ticket must be sent but no endpoint was configured."""
 
 
-def _due_date(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    try:
-        return date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        raise ValueError(f"finding due_date {value!r} is not an ISO date (YYYY-MM-DD)") from None
-
-
 def _label(value: str) -> str:
     return "-".join(str(value).split())
-
-
-def _excerpt(response: Any) -> str:
-    try:
-        text = response.text
-    except Exception:  # noqa: BLE001 - an unreadable body must not hide the status
-        return ""
-    text = text or ""
-    return text[:BODY_EXCERPT] + ("…" if len(text) > BODY_EXCERPT else "")
 
 
 def _describe(finding: Mapping[str, Any], decision: Decision, severity: Severity) -> str:
@@ -132,7 +101,7 @@ def _describe(finding: Mapping[str, Any], decision: Decision, severity: Severity
     if isinstance(location, Mapping) and location:
         lines.append("Location: " + ", ".join(f"{k}={v}" for k, v in sorted(location.items()) if v))
     if finding.get("due_date"):
-        lines.append(f"Due: {_due_date(finding['due_date'])}")
+        lines.append(f"Due: {finding_due_date(finding['due_date'])}")
     lines += [
         f"Finding fingerprint: {str(finding['fingerprint']).strip()}",
         "",
@@ -144,24 +113,17 @@ def _describe(finding: Mapping[str, Any], decision: Decision, severity: Severity
     return text[:DESCRIPTION_MAX]
 
 
-class TicketAction(Action):
+class TicketAction(ApiAction[TicketEndpoint]):
     """Files one ticket per finding, assigned to the finding's owner."""
 
     name = "ticket"
-
-    def __init__(self, endpoint: TicketEndpoint | None = None) -> None:
-        self.endpoint = endpoint
+    endpoint_type = TicketEndpoint
+    endpoint_missing = TicketEndpointMissing
 
     # --- plan (pure) --------------------------------------------------------------------------
 
     def plan(self, finding: Mapping[str, Any], decision: Decision) -> ActionRequest:
-        missing = [
-            k for k in ("fingerprint", "asset_id", "title", "severity") if not finding.get(k)
-        ]
-        if missing:
-            raise ValueError(f"ticket action: finding is missing {', '.join(missing)}")
-        self._check_plan_inputs(finding, decision)
-        fingerprint = str(finding["fingerprint"]).strip()
+        fingerprint = self._checked_fingerprint(finding, decision)
         severity = Severity.parse(finding["severity"])
         key = idempotency_key(fingerprint, self.name, decision.policy_hash)
         title = f"[{severity.value}] {str(finding['title']).strip()} on {finding['asset_id']}"
@@ -182,101 +144,48 @@ class TicketAction(Action):
             "assignee": (str(finding.get("owner") or "").strip() or None),
             "labels": labels,
             "external_id": key,
-            "due_date": _due_date(finding.get("due_date")),
+            "due_date": finding_due_date(finding.get("due_date")),
         }
-        return ActionRequest(
-            idempotency_key=key,
-            action=self.name,
-            finding_fingerprint=fingerprint,
-            asset_id=str(finding["asset_id"]),
-            payload=payload,
-            dry_run=decision.dry_run,
-        )
+        return self._request(key, fingerprint, finding, payload, decision)
 
     # --- apply / rollback ---------------------------------------------------------------------
 
-    def _endpoint(self) -> TicketEndpoint:
-        if self.endpoint is None:
-            raise TicketEndpointMissing(
-                "ticket action: no ticketing endpoint configured (base URL and token)"
-            )
-        return self.endpoint
-
     def apply(self, request: ActionRequest, session: Any) -> ActionResult:
-        if request.action != self.name:
-            raise ValueError(f"ticket action cannot apply a {request.action!r} request")
+        self._check_apply_inputs(request, "external_id")
         body = dict(request.payload)
-        if body.get("external_id") != request.idempotency_key:
-            raise ValueError(
-                "ticket request payload external_id must be the request's idempotency key"
-            )
+        key = request.idempotency_key
         if request.dry_run:
             return ActionResult(
-                request.idempotency_key,
+                key,
                 "dry_run",
-                detail={"would_send": "POST /api/tickets", "title": body.get("title")},
+                detail={"would_send": f"POST {COLLECTION}", "title": body.get("title")},
             )
         endpoint = self._endpoint()
-        path = "/api/tickets"
-        try:
-            response = session.post(
-                endpoint.url(path), json=body, headers=endpoint.headers(), timeout=endpoint.timeout
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(request.idempotency_key, "POST", path, exc)
+        response = send(session, endpoint, "POST", COLLECTION, key, json=body)
+        if isinstance(response, ActionResult):
+            return response
         if 200 <= response.status_code < 300:
-            return _ticket_result(request.idempotency_key, response, "POST", path, created=True)
+            return _ticket_result(key, response, "POST", COLLECTION, created=True)
         if response.status_code == 409:
-            return self._existing(request.idempotency_key, session, endpoint)
-        return _http_failure(request.idempotency_key, response, "POST", path)
+            return self._existing(key, session, endpoint)
+        return http_failure(key, response, "POST", COLLECTION, API)
 
     def _existing(self, key: str, session: Any, endpoint: TicketEndpoint) -> ActionResult:
         """The ticket a 409 says exists: a retry reports it instead of opening another."""
-        path = "/api/tickets"
-        try:
-            response = session.get(
-                endpoint.url(path),
-                params={"external_id": key},
-                headers=endpoint.headers(),
-                timeout=endpoint.timeout,
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(key, "GET", path, exc)
+        response = send(session, endpoint, "GET", COLLECTION, key, params={"external_id": key})
+        if isinstance(response, ActionResult):
+            return response
         if response.status_code != 200:
-            return _http_failure(key, response, "GET", path)
-        try:
-            tickets = response.json()
-        except ValueError:
-            tickets = None
-        found = (
-            [t for t in tickets if isinstance(t, dict) and t.get("external_id") == key]
-            if isinstance(tickets, list)
-            else []
-        )
-        if not found or found[0].get("id") in (None, ""):
-            return ActionResult(
+            return http_failure(key, response, "GET", COLLECTION, API)
+        ticket = listed_by_external_id(read_json(response), key)
+        if ticket is None:
+            return answer_failure(
                 key,
-                "failed",
-                detail={
-                    "error": "the API reported a duplicate external_id (409) but lists no "
-                    "ticket with it",
-                    "http_status": 409,
-                    "body": _excerpt(response),
-                },
+                response,
+                "the API reported a duplicate external_id (409) but lists no ticket with it",
+                http_status=409,
             )
-        ticket = found[0]
-        return ActionResult(
-            key,
-            "applied",
-            external_ref=str(ticket.get("key") or ticket["id"]),
-            detail={
-                "ticket_id": str(ticket["id"]),
-                "ticket_key": ticket.get("key"),
-                "created": False,
-                "duplicate": True,
-                "http_status": 409,
-            },
-        )
+        return _applied(key, ticket, created=False, http_status=409)
 
     def rollback(
         self, result: ActionResult, session: Any, *, comment: str = ROLLBACK_COMMENT
@@ -286,7 +195,7 @@ class TicketAction(Action):
             return ActionResult(
                 result.idempotency_key,
                 "dry_run",
-                detail={"would_send": "POST /api/tickets/{id}/close"},
+                detail={"would_send": f"POST {COLLECTION}/{{id}}/close"},
             )
         ticket_id = result.detail.get("ticket_id")
         if result.status != "applied" or not ticket_id:
@@ -295,20 +204,15 @@ class TicketAction(Action):
                 f"(status {result.status}, ticket id {ticket_id!r})"
             )
         endpoint = self._endpoint()
-        path = f"/api/tickets/{quote(str(ticket_id), safe='')}/close"
-        try:
-            response = session.post(
-                endpoint.url(path),
-                json={"comment": comment},
-                headers=endpoint.headers(),
-                timeout=endpoint.timeout,
-            )
-        except (requests.RequestException, OSError) as exc:
-            return _transport_failure(result.idempotency_key, "POST", path, exc)
+        key = result.idempotency_key
+        path = f"{COLLECTION}/{quote(str(ticket_id), safe='')}/close"
+        response = send(session, endpoint, "POST", path, key, json={"comment": comment})
+        if isinstance(response, ActionResult):
+            return response
         if not 200 <= response.status_code < 300:
-            return _http_failure(result.idempotency_key, response, "POST", path)
+            return http_failure(key, response, "POST", path, API)
         return ActionResult(
-            result.idempotency_key,
+            key,
             "rolled_back",
             external_ref=result.external_ref,
             detail={
@@ -321,51 +225,14 @@ class TicketAction(Action):
 
 
 def _ticket_result(key: str, response: Any, method: str, path: str, created: bool) -> ActionResult:
-    try:
-        ticket = response.json()
-    except ValueError:
-        ticket = None
+    ticket = read_json(response)
     if not isinstance(ticket, dict) or ticket.get("id") in (None, ""):
-        return ActionResult(
-            key,
-            "failed",
-            detail={
-                "error": f"{method} {path} answered {response.status_code} without a ticket id",
-                "http_status": response.status_code,
-                "body": _excerpt(response),
-            },
-        )
-    return ActionResult(
-        key,
-        "applied",
-        external_ref=str(ticket.get("key") or ticket["id"]),
-        detail={
-            "ticket_id": str(ticket["id"]),
-            "ticket_key": ticket.get("key"),
-            "created": created,
-            "http_status": response.status_code,
-        },
-    )
+        error = f"{method} {path} answered {response.status_code} without a ticket id"
+        return answer_failure(key, response, error)
+    return _applied(key, ticket, created=created, http_status=response.status_code)
 
 
-def _http_failure(key: str, response: Any, method: str, path: str) -> ActionResult:
-    return ActionResult(
-        key,
-        "failed",
-        detail={
-            "error": f"ticketing API answered {response.status_code} to {method} {path}",
-            "http_status": response.status_code,
-            "body": _excerpt(response),
-        },
-    )
-
-
-def _transport_failure(key: str, method: str, path: str, exc: BaseException) -> ActionResult:
-    return ActionResult(
-        key,
-        "failed",
-        detail={
-            "error": f"{method} {path} did not complete: {type(exc).__name__}: {exc}",
-            "http_status": None,
-        },
-    )
+def _applied(key: str, ticket: dict[str, Any], *, created: bool, http_status: int) -> ActionResult:
+    ref = str(ticket.get("key") or ticket["id"])
+    detail = {"ticket_id": str(ticket["id"]), "ticket_key": ticket.get("key")}
+    return applied(key, ref, detail, created=created, http_status=http_status)
