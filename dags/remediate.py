@@ -14,6 +14,7 @@ from autosec.airflow.tasks import (
     apply_approved_actions,
     decide_actions,
     deliver_notifications,
+    follow_up_actions,
     publish_remediation,
     settle_reviews,
 )
@@ -37,7 +38,7 @@ from autosec.airflow.tasks import (
 )
 def remediate():
     plan = decide_actions()
-    settle_reviews() >> plan
+    settle_reviews() >> follow_up_actions() >> plan
     applied_now = apply_actions(plan["apply_now"])
     gate = ApprovalSensor(task_id="approval_gate", approval_ids=plan["approval_ids"])
     announce_approval_requests(plan["approval_ids"])

@@ -213,3 +213,121 @@ def test_module_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> N
             proc.kill()
             proc.wait()
     assert json.loads(store.read_text())["tickets"][0]["external_id"] == "fp-1:ticket:abc"
+
+
+# --- comments and resolutions ---------------------------------------------------------------
+
+
+def test_comments_are_appended_whatever_the_status(server: TicketingServer) -> None:
+    requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+
+    first = requests.post(
+        f"{server.url}/api/tickets/1/comments", json={"body": "seen again"}, headers=AUTH, timeout=5
+    )
+    assert first.status_code == 201
+    assert first.headers["Location"] == "/api/tickets/1"
+    assert first.json()["comments"] == [{"body": "seen again", "at": "2026-03-01T09:30:00+00:00"}]
+    assert first.json()["status"] == "open"
+
+    requests.post(
+        f"{server.url}/api/tickets/1/close", json={"comment": "fixed"}, headers=AUTH, timeout=5
+    )
+    after_close = requests.post(
+        f"{server.url}/api/tickets/1/comments", json={"body": "again"}, headers=AUTH, timeout=5
+    )
+    assert after_close.status_code == 201
+    assert after_close.json()["status"] == "closed"
+    assert [c["body"] for c in server.tickets()[0]["comments"]] == ["seen again", "fixed", "again"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({}, 400, "'body' is required"),
+        ({"body": "  "}, 400, "'body' is required"),
+        ({"body": 3}, 400, "'body' must be a string"),
+        ({"body": "x" * 30_001}, 400, "longer than 30000"),
+        (["body"], 400, "JSON object"),
+    ],
+)
+def test_invalid_comments_are_refused(
+    server: TicketingServer, body: object, status: int, message: str
+) -> None:
+    requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+
+    r = requests.post(f"{server.url}/api/tickets/1/comments", json=body, headers=AUTH, timeout=5)
+
+    assert r.status_code == status
+    assert message in r.json()["message"]
+    assert server.tickets()[0]["comments"] == []
+
+
+def test_comment_needs_a_token_a_body_and_a_ticket(server: TicketingServer) -> None:
+    requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+    url = f"{server.url}/api/tickets/1/comments"
+
+    assert requests.post(url, json={"body": "x"}, timeout=5).status_code == 401
+    no_length = requests.post(url, headers=AUTH, timeout=5)  # requests sends Content-Length: 0
+    assert no_length.status_code == 400
+    missing = requests.post(
+        f"{server.url}/api/tickets/99/comments", json={"body": "x"}, headers=AUTH, timeout=5
+    )
+    assert missing.status_code == 404
+    assert requests.get(url, headers=AUTH, timeout=5).status_code == 405
+    assert server.tickets()[0]["comments"] == []
+
+
+def test_resolve_marks_the_work_done_and_close_still_closes(server: TicketingServer) -> None:
+    requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+
+    resolved = requests.post(
+        f"{server.url}/api/tickets/1/resolve",
+        json={"comment": "upgraded to 2.4.51"},
+        headers=AUTH,
+        timeout=5,
+    )
+
+    assert resolved.status_code == 200
+    ticket = resolved.json()
+    assert (ticket["status"], ticket["resolved_at"], ticket["closed_at"]) == (
+        "resolved",
+        "2026-03-01T09:30:00+00:00",
+        None,
+    )
+    assert [c["body"] for c in ticket["comments"]] == ["upgraded to 2.4.51"]
+    listed = requests.get(
+        f"{server.url}/api/tickets", params={"status": "resolved"}, headers=AUTH, timeout=5
+    ).json()
+    assert [t["id"] for t in listed] == ["1"]
+    # Resolving again (more work done) is a new resolution, with its comment.
+    again = requests.post(f"{server.url}/api/tickets/1/resolve", json={}, headers=AUTH, timeout=5)
+    assert again.status_code == 200 and again.json()["status"] == "resolved"
+
+    closed = requests.post(
+        f"{server.url}/api/tickets/1/close", json={"comment": "verified"}, headers=AUTH, timeout=5
+    )
+    assert closed.json()["status"] == "closed"
+    refused = requests.post(
+        f"{server.url}/api/tickets/1/resolve", json={"comment": "x"}, headers=AUTH, timeout=5
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "closed"
+    assert server.tickets()[0]["status"] == "closed"
+    missing = requests.post(
+        f"{server.url}/api/tickets/99/resolve", json={}, headers=AUTH, timeout=5
+    )
+    assert missing.status_code == 404
+
+
+def test_resolutions_and_comments_survive_a_restart(tmp_path: Path) -> None:
+    store = tmp_path / "tickets.json"
+    with TicketingServer(token=TOKEN, store_path=store) as server:
+        requests.post(f"{server.url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
+        requests.post(
+            f"{server.url}/api/tickets/1/comments", json={"body": "n"}, headers=AUTH, timeout=5
+        )
+        requests.post(f"{server.url}/api/tickets/1/resolve", json={}, headers=AUTH, timeout=5)
+    with TicketingServer(token=TOKEN, store_path=store) as server:
+        [ticket] = server.tickets()
+    assert ticket["status"] == "resolved" and ticket["resolved_at"] is not None
+    assert [c["body"] for c in ticket["comments"]] == ["n"]

@@ -205,6 +205,17 @@ def settle_reviews() -> dict[str, int]:
 
 
 @task
+def follow_up_actions() -> dict[str, int]:
+    """Tickets follow their findings (close when fixed, comment on reopen); reported fixes
+    (a ticket resolved by hand, a merged pull request) ask for a verification rescan."""
+    from autosec.stages.remediate import follow_up
+
+    actions, session = runtime.remediation_tools()
+    with runtime.store() as conn:
+        return follow_up(conn, actions, session, runtime.now())
+
+
+@task
 def apply_actions(action_ids: list[int]) -> dict[str, int]:
     from autosec.stages.remediate import apply_planned
 

@@ -80,6 +80,7 @@ DEFAULT_NOTIFY_EVENTS = (
     "break_glass.used",
     "break_glass.refused",
     "verification.settled",
+    "ticket.closed",
 )
 
 

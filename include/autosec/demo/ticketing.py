@@ -11,7 +11,14 @@ API (JSON in, JSON out):
 - ``GET  /api/tickets[?external_id=&status=]``  list (a JSON array, oldest first)
 - ``GET  /api/tickets/{id}``            one ticket or 404
 - ``POST /api/tickets/{id}/close``      close with ``{"comment": "..."}``; closing twice is a no-op
+- ``POST /api/tickets/{id}/comments``   ``{"body": "..."}``; 201 with the ticket, comment appended
+- ``POST /api/tickets/{id}/resolve``    ``{"comment": "..."}``: an engineer marks the work done
+  (status ``resolved``, ``resolved_at`` set); resolving again records a new resolution; a closed
+  ticket answers 409
 - ``GET  /healthz``                     liveness, no token needed
+
+Statuses: ``open`` → ``resolved`` (by a person: "I fixed it") → ``closed``. There is no reopen:
+a ticket closed stays closed, and what happens after is said in comments.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ _KNOWN_FIELDS = frozenset(
     {"title", "description", "priority", "assignee", "labels", "external_id", "due_date"}
 )
 _MAX_FIELD_CHARS = {"title": 500, "priority": 50, "assignee": 200, "external_id": 200}
+MAX_COMMENT_CHARS = 30_000
 
 
 class TicketError(ApiError):
@@ -99,6 +107,22 @@ def validate_new_ticket(payload: Any) -> dict[str, Any]:
     else:
         fields["due_date"] = None
     return fields
+
+
+def validate_comment(
+    payload: Any, field_name: str, *, required: bool, max_chars: int | None = MAX_COMMENT_CHARS
+) -> str:
+    """The comment text of a request body ``{field_name: "..."}``; a 400 naming the field."""
+    if not isinstance(payload, dict):
+        raise _bad_request("request body must be a JSON object")
+    text = payload.get(field_name, "")
+    if not isinstance(text, str):
+        raise _bad_request(f"field {field_name!r} must be a string")
+    if required and not text.strip():
+        raise _bad_request(f"field {field_name!r} is required and must be a non-empty string")
+    if max_chars is not None and len(text) > max_chars:
+        raise _bad_request(f"field {field_name!r} is longer than {max_chars} characters")
+    return text
 
 
 class TicketStore(JsonRecordStore):
@@ -189,6 +213,37 @@ class TicketStore(JsonRecordStore):
                 self._save()
             return self._copy(ticket)
 
+    def comment(self, ticket_id: str, body: str) -> dict[str, Any]:
+        """Append a comment, whatever the status (a closed ticket can still be commented on)."""
+        with self._lock:
+            ticket = self._find(ticket_id)
+            now = self._now()
+            ticket["comments"].append({"body": body, "at": now})
+            ticket["updated_at"] = now
+            self._save()
+            return self._copy(ticket)
+
+    def resolve(self, ticket_id: str, comment: str) -> dict[str, Any]:
+        """Mark the work done (an engineer's "fixed"); each call is a new resolution."""
+        with self._lock:
+            ticket = self._find(ticket_id)
+            if ticket["status"] == "closed":
+                raise TicketError(
+                    HTTPStatus.CONFLICT,
+                    {
+                        "error": "closed",
+                        "message": f"ticket {ticket_id!r} is closed: it cannot be resolved",
+                    },
+                )
+            now = self._now()
+            if comment:
+                ticket["comments"].append({"body": comment, "at": now})
+            ticket["status"] = "resolved"
+            ticket["resolved_at"] = now
+            ticket["updated_at"] = now
+            self._save()
+            return self._copy(ticket)
+
 
 class _TicketingHandler(JsonApiHandler):
     server_version = "autosec-ticketing/1"
@@ -251,12 +306,15 @@ class _TicketingHandler(JsonApiHandler):
             self.send_json(HTTPStatus.OK, store.get(parts[2]))
         elif len(parts) == 4 and parts[3] == "close" and method == "POST":
             body = self._read_json(required=False)
-            if not isinstance(body, dict):
-                raise _bad_request("request body must be a JSON object")
-            comment = body.get("comment", "")
-            if not isinstance(comment, str):
-                raise _bad_request("field 'comment' must be a string")
+            comment = validate_comment(body, "comment", required=False, max_chars=None)
             self.send_json(HTTPStatus.OK, store.close(parts[2], comment))
+        elif len(parts) == 4 and parts[3] == "comments" and method == "POST":
+            text = validate_comment(self._read_json(), "body", required=True)
+            ticket = store.comment(parts[2], text)
+            self.send_json(HTTPStatus.CREATED, ticket, {"Location": f"/api/tickets/{ticket['id']}"})
+        elif len(parts) == 4 and parts[3] == "resolve" and method == "POST":
+            comment = validate_comment(self._read_json(required=False), "comment", required=False)
+            self.send_json(HTTPStatus.OK, store.resolve(parts[2], comment))
         else:
             raise TicketError(
                 HTTPStatus.METHOD_NOT_ALLOWED,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from autosec.policy.engine import FindingFacts, decide
@@ -517,3 +517,264 @@ def settle_verifications(conn: Connection, now: datetime) -> dict[str, int]:
         counts[outcome] += 1
     conn.commit()
     return counts
+
+
+# --- follow-up: the ticket follows its finding; a reported fix asks for a rescan ----------------
+
+# The actions with something on the remote side to follow; the others end when they are applied.
+FOLLOW_UP_ACTIONS = ("ticket", "patch_request")
+# Who asks for the verification when the remote side reports a fix.
+FIX_REPORTED_BY = {"ticket": "ticketing", "patch_request": "git_host"}
+_STILL_OPEN = frozenset({"open", "reopened"})
+
+
+def follow_up(
+    conn: Connection,
+    actions: Mapping[str, Action],
+    session: Any,
+    now: datetime,
+) -> dict[str, int]:
+    """Follow each applied ticket and pull request after acting; safe to run every hour.
+
+    - A ticket whose finding triage fixed is closed once, with a comment naming the scan run
+      that closed the finding (``closed_at`` set, ``ticket.closed`` emitted).
+    - A finding reopened after its action is commented on once per reopen transition (a
+      closed ticket gets the comment too: the ticketing API has no reopen); a verification
+      rescan that still found the finding is commented on once as well (``ticket.commented``).
+    - A fix reported on the remote side (a ticket someone marked resolved, a merged pull
+      request) while the finding is still open asks for one verification rescan per report;
+      only triage's rescan closes the finding.
+
+    Everything done or seen is appended to the action's ``follow_up`` log. A remote failure is
+    logged there (kind "error") and counted, and the step is retried on the next run; it never
+    stops the other actions. Dry runs and rolled-back actions are not followed.
+    """
+    counts = {"closed": 0, "commented": 0, "verifications_requested": 0, "errors": 0}
+    candidates = ledger.follow_up_candidates(conn, FOLLOW_UP_ACTIONS)
+    conn.commit()
+    for action_id in candidates:
+        row = ledger.lock_for_follow_up(conn, action_id)
+        if row is not None:  # None: rolled back meanwhile, or another run holds it
+            _FollowUp(conn, row, actions.get(row["action"]), session, now, counts).run()
+        conn.commit()
+    return counts
+
+
+@dataclass
+class _FollowUp:
+    """One action's follow-up within one run; ``counts`` is the run's tally."""
+
+    conn: Connection
+    row: dict[str, Any]
+    action: Any
+    session: Any
+    now: datetime
+    counts: dict[str, int]
+    result: ActionResult = field(init=False)
+    # The action's follow-up log as stored, kept in step with what this run writes.
+    log: list[dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = ActionResult.from_dict(self.row["result"])
+        self.log = list(self.row["follow_up"] or [])
+
+    def run(self) -> None:
+        status = self.row["finding_status"]
+        if self.row["action"] == "ticket":
+            self._comment_reopens()
+            self._comment_still_present()
+            if self.row["closed_at"] is None and status == "fixed":
+                self._close()
+            elif self.row["closed_at"] is None and status in _STILL_OPEN:
+                state = self._call("read", lambda a: a.read(self.result, self.session))
+                if state is not None:
+                    self._seen(state.status, state.resolved_at, state.as_dict())
+                    if state.status == "resolved":
+                        self._fix_reported(state.resolved_at or state.updated_at, state.as_dict())
+        elif status in _STILL_OPEN:
+            pull = self._call("read", lambda a: a.pull_state(self.result, self.session))
+            if pull is not None:
+                self._seen(pull.state, pull.merged_at or pull.closed_at, pull.as_dict())
+                if pull.state == "merged":
+                    self._fix_reported(pull.merged_at, pull.as_dict())
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def _comment_reopens(self) -> None:
+        done = self._logged("commented", "history_id")
+        closed_at = self.row["closed_at"]
+        for reopen in ledger.reopen_transitions(
+            self.conn, self.row["finding_id"], self.row["created_at"]
+        ):
+            if reopen["id"] in done:
+                continue
+            text = (
+                f"autosec: seen again in scan run {reopen['scan_run_id']} on "
+                f"{_when(reopen['at'])}: the finding on {self.row['asset_id']} was fixed and is "
+                "open again."
+            )
+            if closed_at is not None:
+                text += (
+                    f" This ticket was closed as fixed on {_when(closed_at)}. The ticketing API "
+                    "offers no reopen, so autosec leaves it closed and records this here: reopen "
+                    "it by hand (or file a new one) while the work is not done."
+                )
+            self._comment(
+                text, "reopened", history_id=reopen["id"], scan_run_id=reopen["scan_run_id"]
+            )
+
+    def _comment_still_present(self) -> None:
+        done = self._logged("commented", "verification_id")
+        for check in ledger.still_present_verifications(self.conn, self.row["id"]):
+            if check["id"] in done:
+                continue
+            text = (
+                f"autosec: the verification rescan (scan run {check['scan_run_id']}) still finds "
+                f"this on {self.row['asset_id']}: the fix did not hold and the finding stays "
+                "open. Resolve the ticket again once it is fixed and autosec will ask for "
+                "another rescan."
+            )
+            self._comment(
+                text, "still_present", verification_id=check["id"], scan_run_id=check["scan_run_id"]
+            )
+
+    def _comment(self, text: str, reason: str, **about: Any) -> None:
+        outcome = self._call("comment", lambda a: a.comment(self.result, self.session, text))
+        if outcome is None:
+            return
+        self._append({"kind": "commented", "reason": reason, **about, "result": outcome.as_dict()})
+        self._emit("ticket.commented", {"reason": reason, **about})
+        self.counts["commented"] += 1
+
+    def _close(self) -> None:
+        fix = ledger.last_fix(self.conn, self.row["finding_id"])
+        run = fix["scan_run_id"] if fix else None
+        if fix is not None and run is not None:
+            how = (
+                f"scan run {run} ({fix['engine']}, {_when(fix['at'])}) rescanned "
+                f"{self.row['asset_id']} and no longer found this finding"
+            )
+        else:
+            how = f"a covering rescan of {self.row['asset_id']} no longer found this finding"
+        text = f"autosec: fixed. {how[0].upper()}{how[1:]}, so this ticket is closed as fixed."
+        outcome = self._call("close", lambda a: a.close(self.result, self.session, text))
+        if outcome is None:
+            return
+        entry = {
+            "at": self.now.isoformat(),
+            "kind": "closed",
+            "scan_run_id": run,
+            "history_id": fix["id"] if fix else None,
+            "result": outcome.as_dict(),
+        }
+        if ledger.mark_ticket_closed(self.conn, self.row["id"], entry, self.now):
+            self._emit("ticket.closed", {"scan_run_id": run})
+            self.counts["closed"] += 1
+
+    def _seen(self, state: str, since: str | None, remote: dict[str, Any]) -> None:
+        """Log the remote state when it differs from the last one logged."""
+        last = next((e for e in reversed(self.log) if e.get("kind") == "seen"), None)
+        if last is None or (last.get("state"), last.get("since")) != (state, since):
+            self._append({"kind": "seen", "state": state, "since": since, "remote": remote})
+
+    def _fix_reported(self, marker: str | None, remote: dict[str, Any]) -> None:
+        """One verification per reported fix: ``marker`` (when it was reported) tells them apart."""
+        if any(
+            e.get("kind") == "verification_requested" and e.get("marker") == marker
+            for e in self.log
+        ):
+            return
+        requested_by = FIX_REPORTED_BY[self.row["action"]]
+        try:
+            request = request_verification(
+                self.conn, self.row["id"], self.now, requested_by=requested_by
+            )
+        except VerificationRefused as exc:
+            self._error("verification", {"error": str(exc), "http_status": None})
+            return
+        self._append(
+            {
+                "kind": "verification_requested",
+                "marker": marker,
+                "requested_by": requested_by,
+                "verification_id": request.id,
+                "created": request.created,
+                "remote": remote,
+            }
+        )
+        if request.created:
+            self.counts["verifications_requested"] += 1
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, step: str, call: Any) -> Any:
+        """What ``call(action)`` answered, or None after logging and counting the failure."""
+        if self.action is None:
+            error = f"no connection is configured for the {self.row['action']} action"
+            self._error(step, {"error": error, "http_status": None})
+            return None
+        try:
+            outcome = call(self.action)
+        except ValueError as exc:  # no endpoint, or a result the action cannot use
+            self._error(step, {"error": str(exc), "http_status": None})
+            return None
+        if isinstance(outcome, ActionResult) and not outcome.ok:
+            self._error(step, outcome.detail)
+            return None
+        return outcome
+
+    def _error(self, step: str, detail: Mapping[str, Any]) -> None:
+        """Log and count a failed step. The same step failing the same way again, with only
+        errors logged since, is counted on its entry (``repeats``, ``last_at``, the latest
+        ``error``): an API down for days leaves one entry per failing step, not one per run."""
+        self.counts["errors"] += 1
+        at = self.now.isoformat()
+        entry: dict[str, Any] = {
+            "kind": "error",
+            "step": step,
+            "error": str(detail.get("error") or "unknown error"),
+            "http_status": detail.get("http_status"),
+        }
+        if detail.get("body"):
+            entry["body"] = detail["body"]
+        for index in range(len(self.log) - 1, -1, -1):
+            previous = self.log[index]
+            if previous.get("kind") != "error":
+                break
+            if (previous.get("step"), previous.get("http_status")) == (step, entry["http_status"]):
+                repeated = {
+                    **entry,
+                    "at": previous["at"],
+                    "last_at": at,
+                    "repeats": int(previous.get("repeats") or 1) + 1,
+                }
+                ledger.replace_follow_up_entry(self.conn, self.row["id"], index, repeated)
+                self.log[index] = repeated
+                return
+        self._append(entry)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        entry = {"at": self.now.isoformat(), **entry}
+        ledger.append_follow_up(self.conn, self.row["id"], entry)
+        self.log.append(entry)
+
+    def _logged(self, kind: str, field_name: str) -> set[Any]:
+        return {e.get(field_name) for e in self.log if e.get("kind") == kind}
+
+    def _emit(self, name: str, payload: dict[str, Any]) -> None:
+        events.emit(
+            self.conn,
+            name,
+            f"action:{self.row['id']}",
+            {
+                "action_id": self.row["id"],
+                "finding_id": self.row["finding_id"],
+                "asset_id": self.row["asset_id"],
+                "ticket": self.row["external_ref"],
+                **payload,
+            },
+        )
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -27,6 +27,8 @@ EVENT_NAMES = frozenset(
         "break_glass.refused",
         "verification.requested",
         "verification.settled",
+        "ticket.commented",
+        "ticket.closed",
         "drill.completed",
     }
 )

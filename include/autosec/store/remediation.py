@@ -442,6 +442,115 @@ def verifications_for(conn: psycopg.Connection, action_id: int) -> list[dict]:
     )
 
 
+# --- follow-up after acting ----------------------------------------------------------------------
+
+
+def follow_up_candidates(conn: psycopg.Connection, kinds: Sequence[str]) -> list[int]:
+    """Applied actions of ``kinds`` (not dry runs, not rolled back) with something to follow up.
+
+    Their finding is still open (the remote side may report a fix), fixed while the ticket is
+    not yet closed, or was reopened after the action was planned (a comment may be owed).
+    """
+    rows = conn.execute(
+        "SELECT x.id FROM actions x JOIN findings f ON f.id = x.finding_id "
+        "WHERE x.status = 'applied' AND NOT x.dry_run AND x.action = ANY(%s) "
+        "AND (f.status IN ('open', 'reopened') "
+        " OR (f.status = 'fixed' AND x.action = 'ticket' AND x.closed_at IS NULL) "
+        " OR EXISTS (SELECT 1 FROM finding_history h WHERE h.finding_id = f.id "
+        "  AND h.to_status = 'reopened' AND h.at > x.created_at)) ORDER BY x.id",
+        (list(kinds),),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def lock_for_follow_up(conn: psycopg.Connection, action_id: int) -> dict | None:
+    """The applied action with its finding's status, locked for this transaction; None when it
+    is no longer applied or another follow-up run holds it."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT x.id, x.action, x.finding_id, x.result, x.external_ref, x.created_at, "
+            "x.closed_at, x.follow_up, f.status AS finding_status, f.asset_id, f.engine, f.title "
+            "FROM actions x JOIN findings f ON f.id = x.finding_id "
+            "WHERE x.id = %s AND x.status = 'applied' AND NOT x.dry_run "
+            "FOR UPDATE OF x SKIP LOCKED",
+            (action_id,),
+        )
+        .fetchone()
+    )
+
+
+def reopen_transitions(conn: psycopg.Connection, finding_id: int, after: datetime) -> list[dict]:
+    """The finding's reopen transitions recorded after ``after``, oldest first."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, scan_run_id, at FROM finding_history WHERE finding_id = %s "
+            "AND to_status = 'reopened' AND at > %s ORDER BY id",
+            (finding_id, after),
+        )
+        .fetchall()
+    )
+
+
+def last_fix(conn: psycopg.Connection, finding_id: int) -> dict | None:
+    """The finding's latest transition to fixed, with the engine of the run that closed it."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT h.id, h.scan_run_id, h.at, r.engine FROM finding_history h "
+            "LEFT JOIN scan_runs r ON r.id = h.scan_run_id "
+            "WHERE h.finding_id = %s AND h.to_status = 'fixed' ORDER BY h.id DESC LIMIT 1",
+            (finding_id,),
+        )
+        .fetchone()
+    )
+
+
+def still_present_verifications(conn: psycopg.Connection, action_id: int) -> list[dict]:
+    """The action's verifications whose rescan still found the finding, oldest first."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, scan_run_id, settled_at FROM verification_requests "
+            "WHERE action_id = %s AND outcome = 'still_present' ORDER BY id",
+            (action_id,),
+        )
+        .fetchall()
+    )
+
+
+def append_follow_up(conn: psycopg.Connection, action_id: int, entry: dict[str, Any]) -> None:
+    """Append one entry (JSON-ready) to the action's follow-up log."""
+    conn.execute(
+        "UPDATE actions SET follow_up = follow_up || jsonb_build_array(%s::jsonb) WHERE id = %s",
+        (Jsonb(entry), action_id),
+    )
+
+
+def mark_ticket_closed(
+    conn: psycopg.Connection, action_id: int, entry: dict[str, Any], now: datetime
+) -> bool:
+    """Set ``closed_at`` and log the close; False (nothing written) when it was already set."""
+    row = conn.execute(
+        "UPDATE actions SET closed_at = %s, follow_up = follow_up || jsonb_build_array(%s::jsonb) "
+        "WHERE id = %s AND closed_at IS NULL RETURNING id",
+        (now, Jsonb(entry), action_id),
+    ).fetchone()
+    return row is not None
+
+
+def replace_follow_up_entry(
+    conn: psycopg.Connection, action_id: int, index: int, entry: dict[str, Any]
+) -> None:
+    """Replace entry ``index`` of the action's follow-up log (a repeated error's count)."""
+    conn.execute(
+        "UPDATE actions SET follow_up = jsonb_set(follow_up, %s::text[], %s::jsonb) "
+        "WHERE id = %s AND %s < jsonb_array_length(follow_up)",
+        ([str(index)], Jsonb(entry), action_id, index),
+    )
+
+
 # --- explain ------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,9 @@ The API is GitHub's REST shape (GitHub Enterprise and ``autosec.demo.githost`` a
 - ``POST {base}/repos/{owner}/{repo}/pulls`` with {title, head, base, body} answers 201 with
   {"number", "html_url", "state", ...}; 422 when a pull request from that head already exists.
 - ``PATCH {base}/repos/{owner}/{repo}/pulls/{number}`` with {"state": "closed"} closes one.
+- ``GET {base}/repos/{owner}/{repo}/pulls/{number}`` answers one; ``pull_state`` reads it as
+  open, merged or closed (without a merge), so follow-up can ask for a verification rescan
+  once the upgrade is merged.
 
 The head branch is derived from the idempotency key (``autosec/upgrade-<package>-<key[:12]>``),
 so the same finding under the same policy always names the same branch. Before creating, the
@@ -24,9 +27,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from packageurl import PackageURL
@@ -117,6 +120,25 @@ class GitHostEndpoint(ApiEndpoint):
             base_branch=extra.get("base_branch") or "main",
             timeout=read_timeout(extra),
         )
+
+
+PullStateName = Literal["open", "merged", "closed"]
+
+
+@dataclass(frozen=True)
+class PullState:
+    """A pull request as the host last answered: open, merged, or closed without a merge."""
+
+    repository: str
+    number: int
+    state: PullStateName
+    merged_at: str | None
+    closed_at: str | None
+    html_url: str | None
+    http_status: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class GitHostEndpointMissing(ValueError):
@@ -504,6 +526,53 @@ class PatchRequestAction(ApiAction[GitHostEndpoint]):
                 "state": "closed",
                 "http_status": response.status_code,
             },
+        )
+
+    # --- follow-up ----------------------------------------------------------------------------
+
+    def pull_state(
+        self, result_or_ref: ActionResult | str, session: Any
+    ) -> PullState | ActionResult:
+        """The pull request's state now (open, merged, closed), or a "failed" result saying why
+        it could not be read. ``result_or_ref`` is the applied result or ``owner/name#number``
+        (results about a bare reference carry it as their key)."""
+        if isinstance(result_or_ref, str):
+            key = result_or_ref.strip()
+            repository, hash_, number_text = key.rpartition("#")
+            if not hash_ or not number_text.isdigit():
+                raise ValueError(
+                    f"patch_request action: pull request reference {result_or_ref!r} is not "
+                    "owner/name#number"
+                )
+            repository, number = check_repository(repository), int(number_text)
+        else:
+            key = result_or_ref.idempotency_key
+            number = result_or_ref.detail.get("pull_number")
+            repository = result_or_ref.detail.get("repository")
+            if result_or_ref.status != "applied" or number is None or not repository:
+                raise ValueError(
+                    f"patch_request action: no pull request to read for result {key} "
+                    f"(status {result_or_ref.status}, pull request {repository!r} #{number!r})"
+                )
+            repository, number = check_repository(repository), int(number)
+        path = f"/repos/{repository}/pulls/{number}"
+        response = send(session, self._endpoint(), "GET", path, key)
+        if isinstance(response, ActionResult):
+            return response
+        if response.status_code != 200:
+            return http_failure(key, response, "GET", path, API)
+        pull = read_json(response)
+        if not isinstance(pull, dict) or pull.get("state") not in ("open", "closed"):
+            return answer_failure(key, response, f"GET {path} answered without a pull state")
+        merged = bool(pull.get("merged_at") or pull.get("merged"))
+        return PullState(
+            repository=repository,
+            number=number,
+            state="merged" if merged else pull["state"],
+            merged_at=pull.get("merged_at"),
+            closed_at=pull.get("closed_at"),
+            html_url=pull.get("html_url"),
+            http_status=response.status_code,
         )
 
 
