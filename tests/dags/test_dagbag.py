@@ -8,7 +8,7 @@ import pytest
 
 from tests_support import DAGS_FOLDER
 
-STAGES = {"inventory_sync", "discovery", "scan", "triage", "remediate", "report"}
+STAGES = {"inventory_sync", "discovery", "scan", "triage", "remediate", "report", "drills"}
 
 
 @pytest.fixture(scope="module")

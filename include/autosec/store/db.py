@@ -99,3 +99,28 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def create_schema(url: str, schema: str) -> None:
+    from psycopg import sql
+
+    with connect(url) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+
+
+def drop_schema(url: str, schema: str) -> None:
+    from psycopg import sql
+
+    with connect(url) as admin:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def schemas_named(url: str, prefix: str) -> list[str]:
+    """Schemas whose name starts with ``prefix``, sorted."""
+    with connect(url) as admin:
+        rows = admin.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname::text, %s) "
+            "ORDER BY nspname",
+            (prefix,),
+        ).fetchall()
+    return [r[0] for r in rows]
