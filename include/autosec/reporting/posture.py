@@ -121,6 +121,7 @@ class ReportData:
     actions: Sequence[Mapping[str, Any]] = field(default_factory=list)
     approvals: Sequence[Mapping[str, Any]] = field(default_factory=list)
     break_glass: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    drills: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.assets_total < 0 or self.assets_scanned < 0:
@@ -318,6 +319,21 @@ def break_glass_rows(sessions: Iterable[Mapping[str, Any]]) -> list[dict[str, st
     return rows
 
 
+def drill_rows(drills: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The latest result of each drill: rare playbooks are tested because they run rarely."""
+    rows = [
+        {
+            "name": _text(d.get("name")),
+            "result": "passed" if d.get("passed") else "FAILED",
+            "seconds": f"{float(d.get('seconds') or 0):.1f} of {float(d.get('budget') or 0):.0f}",
+            "at": format_when(d.get("at")),
+            "detail": _text(d.get("detail")),
+        }
+        for d in drills
+    ]
+    return sorted(rows, key=lambda r: r["name"])
+
+
 def severity_chart(summary: PostureSummary, *, bar_max: int = 300) -> dict[str, Any]:
     """Geometry for the inline SVG bar chart of open findings by severity."""
     top = max(summary.open_by_severity.values(), default=0)
@@ -392,6 +408,7 @@ def posture_context(data: ReportData) -> dict[str, Any]:
         "approvals": approval_rows(data.approvals),
         "blind_spots": blind_spot_rows(data.blind_spots),
         "break_glass": break_glass_rows(data.break_glass),
+        "drills": drill_rows(data.drills),
     }
 
 

@@ -97,6 +97,7 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
             for a in rows["approvals"]
         ],
         break_glass=remediation.break_glass_sessions(conn, since),
+        drills=[{**d["payload"], "at": d["at"]} for d in store.latest_drills(conn, since)],
     )
 
 

@@ -64,3 +64,16 @@ def report_inputs(conn: psycopg.Connection) -> dict[str, list[dict]]:
             "SELECT * FROM approval_decisions ORDER BY approval_id, id"
         ).fetchall(),
     }
+
+
+def latest_drills(conn: psycopg.Connection, since: datetime) -> list[dict]:
+    """The most recent result of each drill since ``since`` (from ``drill.completed``)."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT DISTINCT ON (subject) subject, payload, at FROM events "
+            "WHERE name = 'drill.completed' AND at >= %s ORDER BY subject, id DESC",
+            (since,),
+        )
+        .fetchall()
+    )

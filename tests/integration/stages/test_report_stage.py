@@ -220,3 +220,29 @@ def test_break_glass_sessions_of_the_period_are_reported(seeded, policy, tmp_pat
     assert "P1 outage: &lt;b&gt;db&lt;/b&gt; failover" in section
     assert "prod-high-ticket-approval" in section
     assert "(expired)" in section
+
+
+def test_the_latest_result_of_each_drill_is_reported(seeded, policy, tmp_path) -> None:
+    from autosec.store import events
+
+    conn = seeded
+    now = T0 + timedelta(days=2)
+    for name, passed, detail in (
+        ("approval_expiry", False, "old run"),
+        ("approval_expiry", True, "expired and escalated"),
+        ("black_swan", False, "containment was applied <b>without</b> approval"),
+    ):
+        events.emit(
+            conn,
+            "drill.completed",
+            f"drill:{name}",
+            {"name": name, "passed": passed, "seconds": 1.5, "budget": 60, "detail": detail},
+        )
+    conn.commit()
+    built = build_reports(conn, LocalBlobStore(tmp_path), policy, now)
+    html = _read(next(r for r in built if r.kind == "posture").uri).decode()
+    section = html[html.index('<section id="drills">') : html.index("<footer>")]
+    assert "Drills (2)" in section
+    assert "<td>approval_expiry</td><td>passed</td>" in section and "old run" not in section
+    assert "<td>black_swan</td><td>FAILED</td>" in section
+    assert "&lt;b&gt;without&lt;/b&gt;" in section
