@@ -1,4 +1,5 @@
-"""discovery: find what the inventory misses; each unexplained service is a blind spot."""
+"""discovery: find what the inventory misses (TCP sweep, DNS, billing exports); each unexplained
+service, name or account is a blind spot."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from airflow.sdk import dag
 
 from autosec.airflow.assets import INVENTORY
 from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
-from autosec.airflow.tasks import sweep_for_blind_spots
+from autosec.airflow.tasks import (
+    look_up_dns_names,
+    publish_discovery,
+    read_billing_exports,
+    sweep_for_blind_spots,
+)
 
 
 @dag(
@@ -20,7 +26,8 @@ from autosec.airflow.tasks import sweep_for_blind_spots
     doc_md=__doc__,
 )
 def discovery():
-    sweep_for_blind_spots()
+    sweep = sweep_for_blind_spots()
+    publish_discovery(sweep, look_up_dns_names(sweep), read_billing_exports())
 
 
 discovery()

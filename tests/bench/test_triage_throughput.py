@@ -45,25 +45,7 @@ ASSETS = 300
 T1 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=1)
 
-_RAW_COLUMNS = (
-    "fingerprint",
-    "fingerprint_version",
-    "asset_id",
-    "engine",
-    "rule_id",
-    "title",
-    "description",
-    "severity",
-    "priority",
-    "cvss_vector",
-    "cvss_score",
-    "cve_ids",
-    "cwe",
-    "location",
-    "evidence_sha256",
-    "owner",
-    "due_date",
-)
+_RAW_COLUMNS = findings._STAGE_COLUMNS  # the raw table mirrors the staging columns
 _RAW_STAGE_DDL = (
     "CREATE TEMP TABLE raw_stage (fingerprint char(64) PRIMARY KEY, "
     "fingerprint_version smallint, asset_id text, engine text, rule_id text, title text, "

@@ -45,6 +45,8 @@ def loop(tmp_path_factory, postgres_available):
         ports = sorted({port for _, port in estate_services.endpoints.values()})
         estate = yaml.safe_load((DEMO / "estate.yaml").read_text())
         estate["inventory"][0]["path"] = str(DEMO / "inventory.csv")
+        for export in estate["discovery"].get("billing", []):
+            export["path"] = str(DEMO / export["path"])
         estate["policy"] = str((DEMO / estate["policy"]).resolve())
         estate["discovery"]["tcp_sweep"]["ports"] = ports
         estate["scan"]["ports"] = ports
@@ -113,10 +115,12 @@ def test_every_stage_succeeds_both_times(loop) -> None:
         ), loop["log"].read_text()[-5000:]
 
 
-def test_the_shadow_service_is_a_blind_spot(loop) -> None:
+def test_the_shadow_service_and_the_unknown_account_are_blind_spots(loop) -> None:
     shadow_host, shadow_port = loop["endpoints"]["shadow"]
     spots = {(b["address"], b["port"]) for b in loop["first"]["blind_spots"]}
     assert (shadow_host, shadow_port) in spots
+    assert ("aws:account:210987654321", 0) in spots
+    spots.discard(("aws:account:210987654321", 0))
     inventoried = {a for asset in loop["first"]["assets"] for a in asset["addresses"]}
     assert not {address for address, _ in spots} & inventoried
 
@@ -203,5 +207,6 @@ def test_lifecycle_events_arrive_once_as_a_digest(loop) -> None:
     digests = [m["text"] for m in loop["second"]["chat"] if m["text"].startswith("autosec: ")]
     assert len(digests) == 1, digests
     shadow_host, shadow_port = loop["endpoints"]["shadow"]
-    assert "blind_spot.found: 1" in digests[0]
+    assert "blind_spot.found: 2" in digests[0]
     assert f"{shadow_host}:{shadow_port}" in digests[0]
+    assert "aws:account:210987654321:0" in digests[0]

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +11,7 @@ import pytest
 import requests
 
 from autosec.demo.enforcement import EnforcementServer
+from support.demo_servers import assert_refused, bad_credentials, foreground
 
 TOKEN = "enf-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -100,22 +96,18 @@ def test_duplicate_external_id_is_409_with_the_existing_block(server: Enforcemen
     assert len(server.blocks()) == 1
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}],
-    ids=["missing", "wrong-token", "wrong-scheme"],
-)
+@bad_credentials(TOKEN)
 def test_token_is_required(server: EnforcementServer, headers: dict[str, str]) -> None:
-    with requests.Session() as session:  # one keep-alive connection across the requests
-        post = session.post(
-            f"{server.url}/api/quarantine", json=_block(), headers=headers, timeout=5
-        )
-        assert post.status_code == 401
-        assert post.headers["WWW-Authenticate"] == "Bearer"
-        get = session.get(f"{server.url}/api/quarantine", headers=headers, timeout=5)
-        assert get.status_code == 401
-        delete = session.delete(f"{server.url}/api/quarantine/1", headers=headers, timeout=5)
-        assert delete.status_code == 401
+    post, _, _ = assert_refused(
+        server.url,
+        headers,
+        [
+            ("POST", "/api/quarantine", _block()),
+            ("GET", "/api/quarantine", None),
+            ("DELETE", "/api/quarantine/1", None),
+        ],
+    )
+    assert post.headers["WWW-Authenticate"] == "Bearer"
     assert server.blocks() == []
 
 
@@ -188,24 +180,14 @@ def test_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_module_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
     store = tmp_path / "blocks.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autosec.demo.enforcement", "--port", "0", "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AUTOSEC_ENFORCEMENT_TOKEN": TOKEN},
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "bearer token required" in line, line + proc.stderr.read()
-        url = re.search(r"http://\S+", line).group(0)
+    with foreground(
+        "autosec.demo.enforcement",
+        *("--port", "0", "--store", str(store)),
+        env={"AUTOSEC_ENFORCEMENT_TOKEN": TOKEN},
+    ) as running:
+        assert "bearer token required" in running.line, running.line
+        url = running.url
         assert requests.post(f"{url}/api/quarantine", json=_block(), timeout=5).status_code == 401
         r = requests.post(f"{url}/api/quarantine", json=_block(), headers=AUTH, timeout=5)
         assert r.status_code == 201
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert json.loads(store.read_text())["blocks"][0]["state"] == "blocked"

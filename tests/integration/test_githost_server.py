@@ -4,11 +4,6 @@ the head/state filters, close, persistence, and the foreground command."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +12,7 @@ import pytest
 import requests
 
 from autosec.demo.githost import GitHostServer
+from support.demo_servers import assert_refused, bad_credentials, foreground
 
 TOKEN = "ghp_s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -138,21 +134,18 @@ def test_a_merged_request_keeps_its_state(server: GitHostServer) -> None:
     assert listed[0]["merged_at"] == "2026-03-01T09:30:00Z"
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}],
-    ids=["missing", "wrong-token", "wrong-scheme"],
-)
+@bad_credentials(TOKEN)
 def test_token_is_required(server: GitHostServer, headers: dict[str, str]) -> None:
-    with requests.Session() as session:
-        post = session.post(f"{server.url}{PULLS}", json=_pr(), headers=headers, timeout=5)
-        assert post.status_code == 401
-        assert post.json()["message"] == "Bad credentials"
-        assert session.get(f"{server.url}{PULLS}", headers=headers, timeout=5).status_code == 401
-        patch = session.patch(
-            f"{server.url}{PULLS}/1", json={"state": "closed"}, headers=headers, timeout=5
-        )
-        assert patch.status_code == 401
+    post, _, _ = assert_refused(
+        server.url,
+        headers,
+        [
+            ("POST", PULLS, _pr()),
+            ("GET", PULLS, None),
+            ("PATCH", f"{PULLS}/1", {"state": "closed"}),
+        ],
+    )
+    assert post.json()["message"] == "Bad credentials"
     assert server.pulls() == []
 
 
@@ -231,39 +224,19 @@ def test_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_module_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
     store = tmp_path / "pulls.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "autosec.demo.githost",
-            "--port",
-            "0",
-            "--store",
-            str(store),
-            "--repository",
-            "acme/shop-api",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AUTOSEC_GITHOST_TOKEN": TOKEN},
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "token required" in line, line + proc.stderr.read()
-        url = re.search(r"http://\S+", line).group(0)
+    with foreground(
+        "autosec.demo.githost",
+        *("--port", "0", "--store", str(store), "--repository", "acme/shop-api"),
+        env={"AUTOSEC_GITHOST_TOKEN": TOKEN},
+    ) as running:
+        assert "token required" in running.line, running.line
+        url = running.url
         assert requests.post(f"{url}{PULLS}", json=_pr(), timeout=5).status_code == 401
         assert (
             requests.post(f"{url}{PULLS}", json=_pr(), headers=AUTH, timeout=5).status_code == 201
         )
         other = requests.post(f"{url}/repos/acme/x/pulls", json=_pr(), headers=AUTH, timeout=5)
         assert other.status_code == 404
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert json.loads(store.read_text())["pulls"][0]["head"]["ref"] == (
         "autosec/upgrade-django-0123456789ab"
     )

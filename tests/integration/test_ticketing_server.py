@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +11,7 @@ import pytest
 import requests
 
 from autosec.demo.ticketing import TicketingServer
+from support.demo_servers import assert_refused, bad_credentials, foreground
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -111,18 +107,12 @@ def test_tickets_without_external_id_are_never_duplicates(server: TicketingServe
         assert r.json()["priority"] == "medium" and r.json()["external_id"] is None
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}],
-    ids=["missing", "wrong-token", "wrong-scheme"],
-)
+@bad_credentials(TOKEN)
 def test_token_is_required(server: TicketingServer, headers: dict[str, str]) -> None:
-    with requests.Session() as session:  # one keep-alive connection across both requests
-        post = session.post(f"{server.url}/api/tickets", json=_ticket(), headers=headers, timeout=5)
-        assert post.status_code == 401
-        assert post.headers["WWW-Authenticate"] == "Bearer"
-        get = session.get(f"{server.url}/api/tickets", headers=headers, timeout=5)
-        assert get.status_code == 401
+    post, _ = assert_refused(
+        server.url, headers, [("POST", "/api/tickets", _ticket()), ("GET", "/api/tickets", None)]
+    )
+    assert post.headers["WWW-Authenticate"] == "Bearer"
     assert server.tickets() == []
 
 
@@ -192,26 +182,16 @@ def test_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_module_runs_in_the_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
     store = tmp_path / "tickets.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autosec.demo.ticketing", "--port", "0", "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AUTOSEC_TICKETING_TOKEN": TOKEN},
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "bearer token required" in line, line + proc.stderr.read()
-        url = re.search(r"http://\S+", line).group(0)
+    with foreground(
+        "autosec.demo.ticketing",
+        *("--port", "0", "--store", str(store)),
+        env={"AUTOSEC_TICKETING_TOKEN": TOKEN},
+    ) as running:
+        assert "bearer token required" in running.line, running.line
+        url = running.url
         assert requests.post(f"{url}/api/tickets", json=_ticket(), timeout=5).status_code == 401
         r = requests.post(f"{url}/api/tickets", json=_ticket(), headers=AUTH, timeout=5)
         assert r.status_code == 201
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert json.loads(store.read_text())["tickets"][0]["external_id"] == "fp-1:ticket:abc"
 
 

@@ -72,25 +72,57 @@ def check_sources_synced() -> None:
 # --- discovery --------------------------------------------------------------------------------
 
 
-@task(outlets=[assets.DISCOVERY])
-def sweep_for_blind_spots():
+@task
+def sweep_for_blind_spots() -> dict:
+    """TCP connect sweep of the configured ranges; returns counts and the open addresses."""
     from autosec.stages.discovery import run_tcp_sweep
 
     config = runtime.estate().discovery.tcp_sweep
     if config is None:
-        print("no discovery range configured")
-        yield Metadata(assets.DISCOVERY, {"blind_spots": 0, "new_blind_spot_ids": []})
-        return
+        print("no TCP sweep range configured")
+        return {"open_addresses": []}
     with runtime.store() as conn:
         outcome = run_tcp_sweep(conn, config, runtime.now())
-    print(
-        f"{outcome.open_ports} open ports, {outcome.blind_spots} blind spots "
-        f"({len(outcome.new_blind_spot_ids)} new, {outcome.resolved} resolved)"
-    )
-    yield Metadata(
-        assets.DISCOVERY,
-        {"blind_spots": outcome.blind_spots, "new_blind_spot_ids": outcome.new_blind_spot_ids},
-    )
+    print(f"tcp_sweep: {outcome.counts()}")
+    return {**outcome.counts(), "open_addresses": outcome.open_addresses}
+
+
+@task
+def look_up_dns_names(sweep: dict) -> dict:
+    """Zone transfers, the wordlist, and reverse lookups of what the sweep found open."""
+    from autosec.stages.discovery import run_dns
+
+    config = runtime.estate().discovery.dns
+    if config is None:
+        print("no DNS zone configured")
+        return {}
+    with runtime.store() as conn:
+        outcome = run_dns(conn, config, runtime.now(), sweep.get("open_addresses", []))
+    print(f"dns: {outcome.counts()} (complete: {outcome.complete})")
+    return outcome.counts()
+
+
+@task
+def read_billing_exports() -> dict:
+    """Accounts and projects someone pays for that no inventory source knows."""
+    from autosec.stages.discovery import run_billing
+
+    totals: dict[str, int] = {}
+    estate = runtime.estate()
+    for listed in estate.discovery.billing:
+        config = listed.model_copy(update={"path": estate.resolve(listed.path)})
+        with runtime.store() as conn:
+            outcome = run_billing(conn, config, runtime.now())
+        print(f"billing {config.path}: {outcome.counts()}")
+        for key, value in outcome.counts().items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
+
+
+@task(outlets=[assets.DISCOVERY])
+def publish_discovery(sweep: dict, names: dict, billing: dict):
+    counts = {k: v for k, v in sweep.items() if k != "open_addresses"}
+    yield Metadata(assets.DISCOVERY, {"tcp_sweep": counts, "dns": names, "billing": billing})
 
 
 # --- scan -------------------------------------------------------------------------------------

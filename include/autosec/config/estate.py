@@ -11,6 +11,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from autosec.discovery.billing import BillingConfig
+from autosec.discovery.dns import DnsConfig
 from autosec.domain.targets import validate_target
 
 
@@ -47,6 +49,8 @@ class TcpSweepConfig(_Strict):
 
 class DiscoveryConfig(_Strict):
     tcp_sweep: TcpSweepConfig | None = None
+    dns: DnsConfig | None = None
+    billing: list[BillingConfig] = []
 
 
 class ScanConfig(_Strict):

@@ -11,6 +11,8 @@ from types import ModuleType
 from autosec.domain.registry import load_module, unknown_kind_message
 
 SOURCES: dict[str, str] = {
+    "billing": "autosec.discovery.billing",
+    "dns": "autosec.discovery.dns",
     "tcp_sweep": "autosec.discovery.tcp_sweep",
 }
 

@@ -1,12 +1,18 @@
-"""discovery: sweep the configured ranges and keep what no inventory asset explains."""
+"""discovery: look for what the inventory misses; keep what no inventory asset explains.
+
+Each source records its own blind spots and resolves only its own, and only after a complete
+run: a source that failed or stopped early resolves nothing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from autosec.config.estate import TcpSweepConfig
 from autosec.discovery import blind_spots as matching
+from autosec.domain.models import BlindSpot
 from autosec.store import discovery as store
 from autosec.store import events, inventory
 from autosec.store.db import Connection
@@ -16,10 +22,23 @@ SOURCE = "tcp_sweep"
 
 @dataclass
 class DiscoveryOutcome:
-    open_ports: int
+    source: str
+    seen: int
     blind_spots: int
     new_blind_spot_ids: list[int]
     resolved: int
+    open_addresses: list[str] = field(default_factory=list)
+    rejected: int = 0
+    complete: bool = True
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "seen": self.seen,
+            "blind_spots": self.blind_spots,
+            "new": len(self.new_blind_spot_ids),
+            "resolved": self.resolved,
+            "rejected": self.rejected,
+        }
 
 
 def run_tcp_sweep(conn: Connection, config: TcpSweepConfig, now: datetime) -> DiscoveryOutcome:
@@ -33,10 +52,54 @@ def run_tcp_sweep(conn: Connection, config: TcpSweepConfig, now: datetime) -> Di
             timeout_seconds=config.timeout_seconds,
         )
     )
-    assets = inventory.load_assets(conn)
-    spots = matching.find_blind_spots(open_ports, assets, source=SOURCE, now=now)
+    spots = matching.find_blind_spots(
+        open_ports, inventory.load_assets(conn), source=SOURCE, now=now
+    )
+    outcome = _record(conn, SOURCE, len(open_ports), spots, now, complete=True)
+    outcome.open_addresses = sorted({o.address for o in open_ports})
+    return outcome
+
+
+def run_dns(conn: Connection, config, now: datetime, addresses: Sequence[str] = ()):
+    """Zone transfers, the wordlist and reverse lookups (of the swept addresses too)."""
+    from autosec.discovery import dns
+
+    observations = dns.get(config, addresses=addresses)
+    result = dns.match(observations, inventory.load_assets(conn), now=now)
+    rejected = inventory.record_rejections(conn, "discovery", "dns", observations.rejections())
+    outcome = _record(
+        conn, "dns", len(observations.records), result.blind_spots, now, observations.complete
+    )
+    outcome.rejected = rejected
+    return outcome
+
+
+def run_billing(conn: Connection, config, now: datetime) -> DiscoveryOutcome:
+    """Accounts and projects paid for that no inventory source knows."""
+    from autosec.discovery import billing
+
+    rows = billing.get(config.path, provider=config.provider, max_bytes=config.max_bytes)
+    result = billing.match(rows, inventory.load_assets(conn), now=now)
+    rejected = inventory.record_rejections(
+        conn, "discovery", "billing", [r.as_rejection() for r in result.rejects]
+    )
+    outcome = _record(conn, "billing", len(rows), result.blind_spots, now, complete=True)
+    outcome.rejected = rejected
+    return outcome
+
+
+def _record(
+    conn: Connection,
+    source: str,
+    seen: int,
+    spots: Sequence[BlindSpot],
+    now: datetime,
+    complete: bool,
+) -> DiscoveryOutcome:
     stored = store.record_blind_spots(conn, spots)
-    resolved = store.resolve_known(conn, SOURCE, [(s.address, s.port or 0) for s in spots], now)
+    resolved = 0
+    if complete:
+        resolved = store.resolve_known(conn, source, [(s.address, s.port or 0) for s in spots], now)
     new = [(spot, spot_id) for spot, (spot_id, is_new) in zip(spots, stored, strict=True) if is_new]
     events.emit_many(
         conn,
@@ -47,4 +110,6 @@ def run_tcp_sweep(conn: Connection, config: TcpSweepConfig, now: datetime) -> Di
         ],
     )
     conn.commit()
-    return DiscoveryOutcome(len(open_ports), len(spots), [i for _, i in new], resolved)
+    return DiscoveryOutcome(
+        source, seen, len(spots), [i for _, i in new], resolved, complete=complete
+    )

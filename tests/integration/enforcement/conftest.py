@@ -22,13 +22,11 @@ from autosec.domain.models import (
     AssetKind,
     Criticality,
     Environment,
-    Location,
-    Observation,
     Severity,
 )
 from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
 from autosec.stages.triage import triage_runs
-from autosec.store import inventory, scans
+from support.store import nmap_run, port_finding, sync_inventory
 
 TOKEN = "enforcement-test-token"
 T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
@@ -120,21 +118,13 @@ class Estate:
         ports: tuple[int, ...] = (),
     ) -> int:
         """One nmap run over ``asset_id`` reporting ``found`` (port -> severity), triaged."""
+        host = HOSTS[asset_id]
         observations = [
-            Observation(
-                asset_id,
-                "nmap",
-                "nmap.open-port",
-                f"port {port} open",
-                severity,
-                Location(host=HOSTS[asset_id], port=port, protocol="tcp"),
-            )
+            port_finding(asset_id, host, port, severity, "nmap.open-port", f"port {port} open")
             for port, severity in found.items()
         ]
-        scope = {"targets": [HOSTS[asset_id]], "ports": list(ports)}
-        run = scans.start_scan_run(self.conn, "nmap", [asset_id], scope, ["nmap"], at)
-        scans.add_observations(self.conn, run, observations)
-        scans.finish_scan_run(self.conn, run, status, at)
+        scope = {"targets": [host], "ports": list(ports)}
+        run = nmap_run(self.conn, asset_id, observations, at, scope, status)
         triage_runs(self.conn, self.policy.policy.patching.days_by_severity(), at)
         return run
 
@@ -175,9 +165,7 @@ def default_policy() -> LoadedPolicy:
 
 
 def _estate(conn, policy: LoadedPolicy) -> Estate:
-    sync = inventory.start_sync(conn, "cmdb", "file")
-    inventory.apply_source_snapshot(conn, sync, "cmdb", list(ASSETS), T0)
-    conn.commit()
+    sync_inventory(conn, ASSETS, T0)
     return Estate(conn, policy)
 
 

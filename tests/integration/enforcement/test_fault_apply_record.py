@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -24,6 +23,7 @@ import requests
 from autosec.domain.models import Severity
 from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
 from autosec.stages.remediate import apply_planned, decide_findings
+from support.http import LoopbackServer, QuietHandler, serving
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
@@ -46,7 +46,7 @@ print("recorded")
 """
 
 
-class _HoldingGateway(ThreadingHTTPServer):
+class _HoldingGateway(LoopbackServer):
     """Forwards to the ticketing API. The first ticket POST is forwarded, then ``received`` is
     set and the answer is held until ``release`` (the caller is killed meanwhile)."""
 
@@ -58,20 +58,12 @@ class _HoldingGateway(ThreadingHTTPServer):
         self.release = threading.Event()
         self.held = False
         self.seen: list[tuple[str, str, int]] = []
-        super().__init__(("127.0.0.1", 0), _HoldingHandler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(_HoldingHandler)
 
 
-class _HoldingHandler(BaseHTTPRequestHandler):
+class _HoldingHandler(QuietHandler):
     server: _HoldingGateway
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def _forward(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -103,14 +95,11 @@ class _HoldingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gateway(ticketing):
-    server = _HoldingGateway(ticketing.url)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(_HoldingGateway(ticketing.url)) as server:
+        try:
+            yield server
+        finally:
+            server.release.set()
 
 
 def _backends(conn, application_name: str) -> int:

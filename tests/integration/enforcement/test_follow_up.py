@@ -4,11 +4,8 @@ verification rescan. Against the real store and the demo ticketing and Git hosti
 from __future__ import annotations
 
 import itertools
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,6 +28,7 @@ from autosec.stages.remediate import (
 from autosec.stages.triage import triage_runs
 from autosec.store import inventory, scans
 from autosec.store import remediation as ledger
+from support.http import Forward, ForwardingGateway, failure, serving
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
@@ -357,71 +355,21 @@ def test_no_configured_ticket_action_is_an_error_and_the_others_go_on(
     assert follow_up(conn, actions, session, T0 + 3 * HOUR) == {**NOTHING, "closed": 1}
 
 
-class _Gateway(ThreadingHTTPServer):
+class _Gateway(ForwardingGateway):
     """In front of the ticketing API: answers 500 to the paths in ``failing``, forwards the rest."""
 
-    daemon_threads = True
-
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
         self.failing: set[str] = set()
-        super().__init__(("127.0.0.1", 0), _GatewayHandler)
+        super().__init__(upstream)
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-
-class _GatewayHandler(BaseHTTPRequestHandler):
-    server: _Gateway
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        if self.path.split("?")[0] in self.server.failing:
-            status, data = 500, json.dumps({"error": "ticketing is down"}).encode()
-        else:
-            forwarded = requests.request(
-                method,
-                self.server.upstream + self.path,
-                data=body,
-                headers={
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() in ("authorization", "content-type")
-                },
-                timeout=5,
-            )
-            status, data = forwarded.status_code, forwarded.content
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
+    def answer(self, method: str, path: str, forward: Forward) -> tuple[int, bytes]:
+        return failure("ticketing is down") if path in self.failing else forward()
 
 
 @pytest.fixture
 def gateway(ticketing) -> Iterator[_Gateway]:
-    server = _Gateway(ticketing.url)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(_Gateway(ticketing.url)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_a_failing_close_is_recorded_counted_and_retried(

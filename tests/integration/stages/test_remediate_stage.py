@@ -6,11 +6,8 @@ the real inventory -> scan -> triage path.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,6 @@ from autosec.domain.models import (
     AssetKind,
     Criticality,
     Environment,
-    Location,
     Observation,
     Severity,
 )
@@ -31,7 +27,9 @@ from autosec.remediation.actions.base import idempotency_key
 from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
 from autosec.stages.remediate import ActionsFailed, apply_after_gate, apply_planned, decide_findings
 from autosec.stages.triage import triage_runs
-from autosec.store import approvals, inventory, scans
+from autosec.store import approvals
+from support.http import Forward, ForwardingGateway, failure, serving
+from support.store import nmap_run, port_finding, sync_inventory
 
 pytestmark = pytest.mark.integration
 POLICY_PATH = Path(__file__).resolve().parents[3] / "include" / "policies" / "default.yaml"
@@ -108,27 +106,21 @@ def _actions(url: str) -> dict[str, TicketAction]:
 
 def _seed(conn, policy: LoadedPolicy, findings=FINDINGS) -> dict[str, int]:
     """Inventory, one scan run per asset, triage: returns finding ids by '<asset>:<port>'."""
-    sync = inventory.start_sync(conn, "cmdb", "file")
-    inventory.apply_source_snapshot(conn, sync, "cmdb", list(ASSETS), T0)
-    conn.commit()
+    sync_inventory(conn, ASSETS, T0)
     by_asset: dict[str, list[Observation]] = {}
     for asset_id, port, severity in findings:
         by_asset.setdefault(asset_id, []).append(
-            Observation(
+            port_finding(
                 asset_id,
-                "nmap",
+                HOSTS[asset_id],
+                port,
+                severity,
                 f"nmap.test-{severity.value}",
                 f"{severity.value} weakness on {port}",
-                severity,
-                Location(host=HOSTS[asset_id], port=port, protocol="tcp"),
             )
         )
     for asset_id, observations in by_asset.items():
-        run = scans.start_scan_run(
-            conn, "nmap", [asset_id], {"targets": [HOSTS[asset_id]]}, ["nmap"], T0
-        )
-        scans.add_observations(conn, run, observations)
-        scans.finish_scan_run(conn, run, "succeeded", T0)
+        nmap_run(conn, asset_id, observations, T0, {"targets": [HOSTS[asset_id]]})
     triage_runs(conn, policy.policy.patching.days_by_severity(), T0)
     rows = conn.execute("SELECT id, asset_id, (location->>'port')::int FROM findings").fetchall()
     return {f"{asset}:{port}": fid for fid, asset, port in rows}
@@ -269,75 +261,28 @@ def test_dry_run_records_everything_and_does_not_block_the_real_run(
 # --- a ticketing API that fails ----------------------------------------------------------------
 
 
-class _Gateway(ThreadingHTTPServer):
+class _Gateway(ForwardingGateway):
     """In front of the ticketing API. ``mode``: "down" answers 500 and forwards nothing;
     "lost" forwards, then answers 500 anyway (the ticket exists, the answer is lost); "up"
     forwards and passes the answer on."""
 
-    daemon_threads = True
-
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
         self.mode = "down"
         self.seen: list[tuple[str, str, str]] = []
-        super().__init__(("127.0.0.1", 0), _GatewayHandler)
+        super().__init__(upstream)
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-
-class _GatewayHandler(BaseHTTPRequestHandler):
-    server: _Gateway
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        self.server.seen.append((method, self.path.split("?")[0], self.server.mode))
-        status, data = 500, json.dumps({"error": "upstream unavailable"}).encode()
-        if self.server.mode != "down":
-            forwarded = requests.request(
-                method,
-                self.server.upstream + self.path,
-                data=body,
-                headers={
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() in ("authorization", "content-type")
-                },
-                timeout=5,
-            )
-            if self.server.mode == "up":
-                status, data = forwarded.status_code, forwarded.content
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
+    def answer(self, method: str, path: str, forward: Forward) -> tuple[int, bytes]:
+        self.seen.append((method, path, self.mode))
+        if self.mode == "down":
+            return failure("upstream unavailable")
+        forwarded = forward()
+        return forwarded if self.mode == "up" else failure("upstream unavailable")
 
 
 @pytest.fixture
 def gateway(ticketing) -> Iterator[_Gateway]:
-    server = _Gateway(ticketing.url)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving(_Gateway(ticketing.url)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_a_failing_ticketing_api_fails_the_action_and_a_retry_files_it_once(

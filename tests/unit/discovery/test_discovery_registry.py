@@ -35,6 +35,7 @@ def test_registered_source_has_get_and_a_pure_transform():
 def test_unknown_kind_names_the_registered_kinds():
     with pytest.raises(registry.UnknownSource) as info:
         registry.get_source("dns_zone")
-    assert "unknown discovery source kind 'dns_zone': registered kinds are tcp_sweep" in str(
-        info.value
+    assert (
+        "unknown discovery source kind 'dns_zone': registered kinds are billing, dns, tcp_sweep"
+        in str(info.value)
     )

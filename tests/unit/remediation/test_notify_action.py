@@ -3,7 +3,6 @@ received, hostile finding text, at-least-once retries, dry runs, failures, and n
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -16,7 +15,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,6 +35,7 @@ from autosec.remediation.actions.notify import (
     notify_endpoint_from_connection,
     webhook_body,
 )
+from support.http import LoopbackServer, QuietHandler, serving
 
 FP = "c" * 64
 POLICY_HASH = "ab" * 32
@@ -48,11 +47,11 @@ HOSTILE_TITLE = 'MySQL\r\nBcc: evil@attacker.example\r\n\r\n<script>alert("x")</
 # --- a recording chat webhook ---------------------------------------------------------------------
 
 
-class _Webhook(ThreadingHTTPServer):
+class _Webhook(LoopbackServer):
     """Accepts POSTs on SECRET_PATH (401 elsewhere, like a revoked webhook) and records them."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        super().__init__(_WebhookHandler)
         self.received: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
@@ -60,24 +59,11 @@ class _Webhook(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}{SECRET_PATH}"
+        return super().url + SECRET_PATH
 
 
-class _WebhookHandler(BaseHTTPRequestHandler):
+class _WebhookHandler(QuietHandler):
     server: _Webhook
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, text: str) -> None:
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(data)  # the client may have given up (the timeout test)
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -88,25 +74,17 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         if self.server.delay:
             time.sleep(self.server.delay)
         if self.path != SECRET_PATH:
-            self._reply(401, "invalid_token")
+            self._send(401, b"invalid_token", "text/plain")
         elif self.server.fail_with:
-            self._reply(self.server.fail_with, "internal_error " + "x" * 2000)
+            self._send(self.server.fail_with, b"internal_error " + b"x" * 2000, "text/plain")
         else:
-            self._reply(200, "ok")
+            self._send(200, b"ok", "text/plain")
 
 
 @pytest.fixture
 def webhook() -> Iterator[_Webhook]:
-    server = _Webhook()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with serving(_Webhook()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # --- a real SMTP server ---------------------------------------------------------------------------

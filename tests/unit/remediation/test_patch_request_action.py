@@ -3,17 +3,13 @@ even across retries and GitHub's 422, dry runs, failures, and closing it to roll
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -29,6 +25,7 @@ from autosec.remediation.actions.patch_request import (
     PatchRequestAction,
     head_branch,
 )
+from support.http import Reply
 
 TOKEN = "ghp_t0ken"
 FP = "b" * 64
@@ -36,75 +33,6 @@ POLICY_HASH = "ef" * 32
 KEY = idempotency_key(FP, "patch_request", POLICY_HASH)
 BRANCH = f"autosec/upgrade-django-{KEY[:12]}"
 PULLS = "/repos/acme/shop-api/pulls"
-
-Reply = tuple[int, Any]
-
-
-class _Recorder(ThreadingHTTPServer):
-    """Records every request and answers with ``respond(method, path, query, body)``."""
-
-    def __init__(self, respond: Callable[[str, str, dict, Any], Reply]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.respond = respond
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Recorder
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _handle(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        url = urlsplit(self.path)
-        body = json.loads(raw) if raw else None
-        query = parse_qs(url.query)
-        with self.server.lock:
-            self.server.requests.append(
-                {
-                    "method": self.command,
-                    "path": url.path,
-                    "query": query,
-                    "headers": dict(self.headers.items()),
-                    "body": body,
-                }
-            )
-        status, answer = self.server.respond(self.command, url.path, query, body)
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(data)
-
-    do_GET = do_POST = do_PATCH = _handle
-
-
-@pytest.fixture
-def recorder_factory() -> Iterator[Callable[[Callable[..., Reply]], _Recorder]]:
-    started: list[tuple[_Recorder, threading.Thread]] = []
-
-    def start(respond: Callable[..., Reply]) -> _Recorder:
-        server = _Recorder(respond)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.daemon = True
-        thread.start()
-        started.append((server, thread))
-        return server
-
-    yield start
-    for server, thread in started:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

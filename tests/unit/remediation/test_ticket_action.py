@@ -4,14 +4,11 @@ dry runs that send nothing, failures that name the status, and rollback."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -22,108 +19,59 @@ from autosec.domain.models import Asset, AssetKind, Criticality, Environment
 from autosec.policy.engine import Decision, FindingFacts, decide
 from autosec.remediation.actions.base import ActionResult, idempotency_key
 from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint, TicketEndpointMissing
+from support.http import RecordingServer, Reply, serving
 
 TOKEN = "t0ken-for-tests"
 FP = "c" * 64
 
 
-class _Recorder(ThreadingHTTPServer):
+class _Recorder(RecordingServer):
     """Records every request; keeps tickets by external_id like the real API."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.tickets: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
         self.conflict_always = False
         self.created_body: dict[str, Any] | None = None
-        self.lock = threading.Lock()
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Recorder
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _record(self, method: str) -> tuple[list[str], dict[str, list[str]], Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        url = urlsplit(self.path)
-        body = json.loads(raw) if raw else None
-        with self.server.lock:
-            self.server.requests.append(
-                {
-                    "method": method,
-                    "path": url.path,
-                    "query": parse_qs(url.query),
-                    "headers": dict(self.headers.items()),
-                    "body": body,
-                }
-            )
-        return [p for p in url.path.split("/") if p], parse_qs(url.query), body
-
-    def do_POST(self) -> None:
-        parts, _, body = self._record("POST")
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        if self.server.fail_with:
-            self._reply(self.server.fail_with, {"error": "boom", "detail": "x" * 2000})
-            return
-        with self.server.lock:
-            tickets = self.server.tickets
+    def respond(self, method: str, path: str, query: dict, body: Any) -> Reply:
+        if method == "GET":
+            if self.fail_with:
+                return self.fail_with, {"error": "boom"}
+            external_id = query.get("external_id", [None])[0]
+            with self.lock:
+                return 200, [t for t in self.tickets if t["external_id"] == external_id]
+        parts = [p for p in path.split("/") if p]
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_with:
+            return self.fail_with, {"error": "boom", "detail": "x" * 2000}
+        with self.lock:
+            tickets = self.tickets
             if parts == ["api", "tickets"]:
-                if self.server.conflict_always or any(
+                if self.conflict_always or any(
                     t["external_id"] == body["external_id"] for t in tickets
                 ):
-                    self._reply(409, {"error": "duplicate"})
-                    return
+                    return 409, {"error": "duplicate"}
                 number = len(tickets) + 1
                 ticket = {"id": str(number), "key": f"SEC-{number}", "status": "open", **body}
                 tickets.append(ticket)
-                self._reply(201, self.server.created_body or ticket)
-            elif parts[:2] == ["api", "tickets"] and parts[3:] == ["close"]:
+                return 201, self.created_body or ticket
+            if parts[:2] == ["api", "tickets"] and parts[3:] == ["close"]:
                 for ticket in tickets:
                     if ticket["id"] == parts[2]:
                         ticket["status"] = "closed"
-                        self._reply(200, ticket)
-                        return
-                self._reply(404, {"error": "not_found"})
-            else:
-                self._reply(404, {"error": "no route"})
-
-    def do_GET(self) -> None:
-        _, query, _ = self._record("GET")
-        if self.server.fail_with:
-            self._reply(self.server.fail_with, {"error": "boom"})
-            return
-        external_id = query.get("external_id", [None])[0]
-        with self.server.lock:
-            found = [t for t in self.server.tickets if t["external_id"] == external_id]
-        self._reply(200, found)
+                        return 200, ticket
+                return 404, {"error": "not_found"}
+            return 404, {"error": "no route"}
 
 
 @pytest.fixture
 def recorder() -> Iterator[_Recorder]:
-    server = _Recorder()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with serving(_Recorder()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _endpoint(server: _Recorder, token: str | None = TOKEN, **kw: Any) -> TicketEndpoint:
