@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -28,6 +30,25 @@ def policy():
     from autosec.config.policy import load_policy
 
     return load_policy(estate().resolve(estate().policy))
+
+
+@contextmanager
+def source_access(source) -> Iterator[tuple[str | None, Any, Any]]:
+    """(path, endpoint, session) for one inventory source: a file's resolved path, or an HTTP
+    source's endpoint from its Airflow connection and a session closed afterwards."""
+    if source.kind == "file":
+        yield str(estate().resolve(source.path)), None, None
+        return
+    import requests
+    from airflow.sdk import BaseHook
+
+    from autosec.inventory.registry import get_source
+
+    endpoint = get_source(source.kind).endpoint_from_connection(
+        BaseHook.get_connection(source.conn_id)
+    )
+    with requests.Session() as session:
+        yield None, endpoint, session
 
 
 def blob_store() -> ObjectStorageBlobStore:

@@ -28,9 +28,15 @@ def sync_inventory_source(source_name: str) -> dict[str, Any]:
     estate = runtime.estate()
     source = next(s for s in estate.inventory if s.name == source_name)
     context = get_current_context()
-    with runtime.store() as conn:
+    with runtime.store() as conn, runtime.source_access(source) as (path, endpoint, session):
         outcome = sync_source(
-            conn, source, str(estate.resolve(source.path)), runtime.now(), runtime.run_ref(context)
+            conn,
+            source,
+            path,
+            runtime.now(),
+            runtime.run_ref(context),
+            endpoint=endpoint,
+            session=session,
         )
     for line in outcome.quarantined:
         print(f"quarantined: {line}")

@@ -6,7 +6,7 @@ Validated by pydantic with unknown keys forbidden, so a typo is an error naming 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from autosec.discovery.billing import BillingConfig
 from autosec.discovery.dns import DnsConfig
 from autosec.domain.targets import validate_target
+from autosec.inventory.backstage import BackstageSourceConfig
+from autosec.inventory.http_cmdb import CmdbSourceConfig
 
 
 class _Strict(BaseModel):
@@ -21,10 +23,19 @@ class _Strict(BaseModel):
 
 
 class InventorySourceConfig(_Strict):
+    """A file source (CSV, JSON or YAML)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: Literal["file"]
     path: Path
     format: Literal["csv", "json", "yaml"] | None = None
+
+
+# Every source kind, told apart by ``kind``; HTTP sources name their Airflow connection.
+AnySourceConfig = Annotated[
+    InventorySourceConfig | BackstageSourceConfig | CmdbSourceConfig,
+    Field(discriminator="kind"),
+]
 
 
 class TcpSweepConfig(_Strict):
@@ -97,7 +108,7 @@ class NotificationRoute(_Strict):
 
 
 class EstateConfig(_Strict):
-    inventory: list[InventorySourceConfig]
+    inventory: list[AnySourceConfig]
     discovery: DiscoveryConfig = DiscoveryConfig()
     scan: ScanConfig = ScanConfig()
     remediation: RemediationConfig = RemediationConfig()

@@ -11,7 +11,9 @@ from types import ModuleType
 from autosec.domain.registry import load_module, unknown_kind_message
 
 SOURCES: dict[str, str] = {
+    "backstage": "autosec.inventory.backstage",
     "file": "autosec.inventory.file",
+    "http_cmdb": "autosec.inventory.http_cmdb",
 }
 
 

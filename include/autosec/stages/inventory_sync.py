@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from autosec.config.estate import InventorySourceConfig
+from autosec.config.estate import AnySourceConfig
 from autosec.inventory.registry import get_source
 from autosec.store import events, inventory
 from autosec.store.db import Connection
@@ -31,10 +32,13 @@ class SyncOutcome:
 
 def sync_source(
     conn: Connection,
-    source: InventorySourceConfig,
-    path: str,
+    source: AnySourceConfig,
+    path: str | None,
     now: datetime,
     run_ref: str | None = None,
+    *,
+    endpoint: Any = None,
+    session: Any = None,
 ) -> SyncOutcome:
     """Sync one source completely; raises after recording a failed sync if it cannot be read."""
     from autosec.inventory.quality import validate_batch
@@ -42,8 +46,10 @@ def sync_source(
     module = get_source(source.kind)
     sync_run_id = inventory.start_sync(conn, source.name, source.kind, run_ref)
     try:
-        raw = module.get(path, fmt=source.format)
-        batch = module.transform(raw, source.name)
+        if source.kind == "file":
+            batch = module.transform(module.get(path, fmt=source.format), source.name)
+        else:
+            batch = module.collect(source, endpoint, session)
         quality = validate_batch(batch)
     except Exception as exc:
         inventory.finish_sync(conn, sync_run_id, "failed", {}, error=str(exc))
@@ -57,7 +63,21 @@ def sync_source(
         [(r.position, _short(r.raw), r.reason) for r in rejects],
         run_ref=f"sync_run:{sync_run_id}",
     )
-    protected = {r.asset_id for r in rejects if getattr(r, "asset_id", None)}
+    warnings = list(getattr(batch, "warnings", []))
+    if warnings:
+        inventory.record_rejections(
+            conn,
+            "inventory_warning",
+            source.name,
+            [(w.position, _short(w.raw), w.reason) for w in warnings],
+            run_ref=f"sync_run:{sync_run_id}",
+        )
+    accepted_ids = {a.id for a in quality.accepted}
+    protected = {
+        r.asset_id
+        for r in rejects
+        if getattr(r, "asset_id", None) and r.asset_id not in accepted_ids
+    }
     unidentified = [r for r in rejects if not getattr(r, "asset_id", None)]
     # An unidentifiable quarantined row could be any asset: sweep nothing rather than guess.
     sweep = not unidentified
@@ -67,7 +87,12 @@ def sync_source(
         conn, sync_run_id, source.name, still_listed, now, sweep=sweep
     )
     status = "succeeded" if not rejects else "partial"
-    counts = {**changes.counts(), "quarantined": len(rejects), "accepted": len(accepted)}
+    counts = {
+        **changes.counts(),
+        "quarantined": len(rejects),
+        "accepted": len(accepted),
+        "warnings": len(warnings),
+    }
     inventory.finish_sync(conn, sync_run_id, status, counts)
     if rejects:
         events.emit(

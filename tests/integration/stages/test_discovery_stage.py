@@ -17,8 +17,17 @@ HEADER = "provider,account_id,account_name,service,cost,currency,owner_email,per
 
 
 def _known_account(conn) -> None:
-    asset = Asset("aws-prod", "aws-prod", AssetKind.CLOUD_ACCOUNT, "file", "team-cloud",
-                  Environment.PRODUCTION, Criticality.HIGH, (), ("account:111111111111",))
+    asset = Asset(
+        "aws-prod",
+        "aws-prod",
+        AssetKind.CLOUD_ACCOUNT,
+        "file",
+        "team-cloud",
+        Environment.PRODUCTION,
+        Criticality.HIGH,
+        (),
+        ("account:111111111111",),
+    )
     sync = inventory.start_sync(conn, "file", "file")
     inventory.apply_source_snapshot(conn, sync, "file", [asset], T0)
     conn.commit()

@@ -31,4 +31,7 @@ def test_get_source_returns_a_module_with_get_and_transform():
 def test_unknown_kind_names_the_registered_kinds():
     with pytest.raises(registry.UnknownSource) as info:
         registry.get_source("ldap")
-    assert str(info.value) == "unknown inventory source kind 'ldap': registered kinds are file"
+    assert (
+        str(info.value)
+        == "unknown inventory source kind 'ldap': registered kinds are backstage, file, http_cmdb"
+    )
