@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _actions_parser(commands)
     _break_glass_parser(commands)
+    _blind_spots_parser(commands)
 
     demo = commands.add_parser("demo", help="run the whole loop on the demo estate")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
@@ -145,6 +146,32 @@ def _break_glass_parser(commands: Any) -> None:
     status.add_argument("--days", type=int, default=30, help="how far back to list (days)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_break_glass_status)
+
+
+def _blind_spots_parser(commands: Any) -> None:
+    spots = commands.add_parser(
+        "blind-spots", help="what discovery found that the inventory misses"
+    ).add_subparsers(title="blind-spots commands")
+    listing = spots.add_parser("list", help="list blind spots (default: the open ones)")
+    listing.add_argument(
+        "--status",
+        choices=["open", "new", "assigned", "adopted", "dismissed", "all"],
+        default="open",
+        help="open (undecided and still seen), a lifecycle state, or all (default: open)",
+    )
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_blind_spots_list)
+    dismiss = spots.add_parser("dismiss", help="dismiss a blind spot, with a reason")
+    dismiss.add_argument("blind_spot_id", type=int)
+    _identity(dismiss, required=True, what="who dismisses it")
+    dismiss.add_argument("--reason", required=True, help="why it is not an inventory gap")
+    dismiss.set_defaults(handler=_blind_spots_decide, decision="dismiss")
+    adopt = spots.add_parser("adopt", help="adopt a blind spot as an inventory asset")
+    adopt.add_argument("blind_spot_id", type=int)
+    _identity(adopt, required=True, what="who adopts it")
+    adopt.add_argument("--asset", required=True, help="the active inventory asset id it is")
+    adopt.add_argument("--reason", default=None, help="optional note")
+    adopt.set_defaults(handler=_blind_spots_decide, decision="adopt")
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -462,6 +489,66 @@ def _break_glass_status(args: argparse.Namespace) -> int:
             f"{closer} {end:%Y-%m-%d %H:%M %Z}; suspends {', '.join(r['suspended_rules'])}; "
             f"changed {r['uses']} decision(s); reason: {r['reason']}"
         )
+    return 0
+
+
+def _blind_spots_list(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store import discovery as blind_spots
+
+    status = args.status
+    with db.connect(_url(args)) as conn:
+        rows = blind_spots.list_blind_spots(
+            conn,
+            lifecycle=None if status in ("open", "all") else status,
+            open_only=status == "open",
+        )
+    if args.json:
+        print(_as_json(rows))
+        return 0
+    if not rows:
+        print(f"no blind spots ({status})")
+    for r in rows:
+        port = f":{r['port']}" if r["port"] else ""
+        owner = (
+            f"owner {r['owner']} (rule {r['assigned_by_rule']})" if r["owner"] else "no owner yet"
+        )
+        line = (
+            f"#{r['id']} [{r['lifecycle']}, {r['status']}] {r['address']}{port} "
+            f"from {r['source']}, {owner}, last seen {r['last_seen']:%Y-%m-%d %H:%M %Z}"
+        )
+        if r["lifecycle"] in ("adopted", "dismissed"):
+            asset = f" as {r['adopted_asset_id']}" if r["adopted_asset_id"] else ""
+            line += f"; {r['lifecycle']}{asset} by {r['decided_by']}: {r['decision_reason']}"
+        print(line)
+    return 0
+
+
+def _blind_spots_decide(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store import discovery as blind_spots
+
+    now = datetime.now(UTC)
+    with db.connect(_url(args)) as conn:
+        try:
+            if args.decision == "dismiss":
+                spot = blind_spots.dismiss_blind_spot(
+                    conn, args.blind_spot_id, args.user, args.reason, now
+                )
+            else:
+                spot = blind_spots.adopt_blind_spot(
+                    conn, args.blind_spot_id, args.user, args.asset, now, reason=args.reason
+                )
+        except blind_spots.BlindSpotRefused as exc:
+            conn.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        conn.commit()
+    asset = f" as asset {spot['adopted_asset_id']}" if spot["adopted_asset_id"] else ""
+    print(
+        f"blind spot #{spot['id']} ({spot['address']}) {spot['lifecycle']}{asset} by "
+        f"{spot['decided_by']}: {spot['decision_reason']}"
+    )
     return 0
 
 

@@ -120,6 +120,8 @@ def test_the_shadow_service_and_the_unknown_account_are_blind_spots(loop) -> Non
     spots = {(b["address"], b["port"]) for b in loop["first"]["blind_spots"]}
     assert (shadow_host, shadow_port) in spots
     assert ("aws:account:210987654321", 0) in spots
+    owners = {(b["address"], b["owner"]) for b in loop["first"]["blind_spots"]}
+    assert {(shadow_host, "team-platform"), ("aws:account:210987654321", "team-cloud")} <= owners
     spots.discard(("aws:account:210987654321", 0))
     inventoried = {a for asset in loop["first"]["assets"] for a in asset["addresses"]}
     assert not {address for address, _ in spots} & inventoried

@@ -88,7 +88,9 @@ def sweep_for_blind_spots() -> dict:
         print("no TCP sweep range configured")
         return {"open_addresses": []}
     with runtime.store() as conn:
-        outcome = run_tcp_sweep(conn, config, runtime.now())
+        outcome = run_tcp_sweep(
+            conn, config, runtime.now(), assignment_rules=runtime.estate().discovery.rules()
+        )
     print(f"tcp_sweep: {outcome.counts()}")
     return {**outcome.counts(), "open_addresses": outcome.open_addresses}
 
@@ -103,7 +105,13 @@ def look_up_dns_names(sweep: dict) -> dict:
         print("no DNS zone configured")
         return {}
     with runtime.store() as conn:
-        outcome = run_dns(conn, config, runtime.now(), sweep.get("open_addresses", []))
+        outcome = run_dns(
+            conn,
+            config,
+            runtime.now(),
+            sweep.get("open_addresses", []),
+            assignment_rules=runtime.estate().discovery.rules(),
+        )
     print(f"dns: {outcome.counts()} (complete: {outcome.complete})")
     return outcome.counts()
 
@@ -118,7 +126,9 @@ def read_billing_exports() -> dict:
     for listed in estate.discovery.billing:
         config = listed.model_copy(update={"path": estate.resolve(listed.path)})
         with runtime.store() as conn:
-            outcome = run_billing(conn, config, runtime.now())
+            outcome = run_billing(
+                conn, config, runtime.now(), assignment_rules=estate.discovery.rules()
+            )
         print(f"billing {config.path}: {outcome.counts()}")
         for key, value in outcome.counts().items():
             totals[key] = totals.get(key, 0) + value
@@ -127,6 +137,12 @@ def read_billing_exports() -> dict:
 
 @task(outlets=[assets.DISCOVERY])
 def publish_discovery(sweep: dict, names: dict, billing: dict):
+    """Record today's inventory completeness, then hand the counts on."""
+    from autosec.store.discovery import snapshot_completeness
+
+    with runtime.store() as conn:
+        completeness = snapshot_completeness(conn, runtime.now().date())
+    print(f"inventory completeness today: {completeness}")
     counts = {k: v for k, v in sweep.items() if k != "open_addresses"}
     yield Metadata(assets.DISCOVERY, {"tcp_sweep": counts, "dns": names, "billing": billing})
 

@@ -62,6 +62,21 @@ class DiscoveryConfig(_Strict):
     tcp_sweep: TcpSweepConfig | None = None
     dns: DnsConfig | None = None
     billing: list[BillingConfig] = []
+    # Who owns a new blind spot: {id, owner, range | zone | provider[, account]}, first match wins.
+    assignment_rules: list[dict] = []
+
+    @field_validator("assignment_rules")
+    @classmethod
+    def _rules_are_valid(cls, rules: list[dict]) -> list[dict]:
+        from autosec.discovery.assignment import rules_from_config
+
+        rules_from_config(rules)
+        return rules
+
+    def rules(self):
+        from autosec.discovery.assignment import rules_from_config
+
+        return rules_from_config(self.assignment_rules)
 
 
 class ScanConfig(_Strict):
@@ -96,6 +111,7 @@ DEFAULT_NOTIFY_EVENTS = (
     "break_glass.refused",
     "verification.settled",
     "ticket.closed",
+    "blind_spot.assigned",
 )
 
 

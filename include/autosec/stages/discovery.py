@@ -12,6 +12,7 @@ from datetime import datetime
 
 from autosec.config.estate import TcpSweepConfig
 from autosec.discovery import blind_spots as matching
+from autosec.discovery.assignment import AssignmentRule
 from autosec.domain.models import BlindSpot
 from autosec.store import discovery as store
 from autosec.store import events, inventory
@@ -41,7 +42,12 @@ class DiscoveryOutcome:
         }
 
 
-def run_tcp_sweep(conn: Connection, config: TcpSweepConfig, now: datetime) -> DiscoveryOutcome:
+def run_tcp_sweep(
+    conn: Connection,
+    config: TcpSweepConfig,
+    now: datetime,
+    assignment_rules: Sequence[AssignmentRule] = (),
+) -> DiscoveryOutcome:
     from autosec.discovery import tcp_sweep
 
     open_ports = tcp_sweep.get(
@@ -55,12 +61,20 @@ def run_tcp_sweep(conn: Connection, config: TcpSweepConfig, now: datetime) -> Di
     spots = matching.find_blind_spots(
         open_ports, inventory.load_assets(conn), source=SOURCE, now=now
     )
-    outcome = _record(conn, SOURCE, len(open_ports), spots, now, complete=True)
+    outcome = _record(
+        conn, SOURCE, len(open_ports), spots, now, complete=True, assignment_rules=assignment_rules
+    )
     outcome.open_addresses = sorted({o.address for o in open_ports})
     return outcome
 
 
-def run_dns(conn: Connection, config, now: datetime, addresses: Sequence[str] = ()):
+def run_dns(
+    conn: Connection,
+    config,
+    now: datetime,
+    addresses: Sequence[str] = (),
+    assignment_rules: Sequence[AssignmentRule] = (),
+):
     """Zone transfers, the wordlist and reverse lookups (of the swept addresses too)."""
     from autosec.discovery import dns
 
@@ -68,13 +82,21 @@ def run_dns(conn: Connection, config, now: datetime, addresses: Sequence[str] = 
     result = dns.match(observations, inventory.load_assets(conn), now=now)
     rejected = inventory.record_rejections(conn, "discovery", "dns", observations.rejections())
     outcome = _record(
-        conn, "dns", len(observations.records), result.blind_spots, now, observations.complete
+        conn,
+        "dns",
+        len(observations.records),
+        result.blind_spots,
+        now,
+        observations.complete,
+        assignment_rules=assignment_rules,
     )
     outcome.rejected = rejected
     return outcome
 
 
-def run_billing(conn: Connection, config, now: datetime) -> DiscoveryOutcome:
+def run_billing(
+    conn: Connection, config, now: datetime, assignment_rules: Sequence[AssignmentRule] = ()
+) -> DiscoveryOutcome:
     """Accounts and projects paid for that no inventory source knows."""
     from autosec.discovery import billing
 
@@ -83,7 +105,15 @@ def run_billing(conn: Connection, config, now: datetime) -> DiscoveryOutcome:
     rejected = inventory.record_rejections(
         conn, "discovery", "billing", [r.as_rejection() for r in result.rejects]
     )
-    outcome = _record(conn, "billing", len(rows), result.blind_spots, now, complete=True)
+    outcome = _record(
+        conn,
+        "billing",
+        len(rows),
+        result.blind_spots,
+        now,
+        complete=True,
+        assignment_rules=assignment_rules,
+    )
     outcome.rejected = rejected
     return outcome
 
@@ -95,6 +125,7 @@ def _record(
     spots: Sequence[BlindSpot],
     now: datetime,
     complete: bool,
+    assignment_rules: Sequence[AssignmentRule] = (),
 ) -> DiscoveryOutcome:
     stored = store.record_blind_spots(conn, spots)
     resolved = 0
@@ -109,6 +140,8 @@ def _record(
             for spot, spot_id in new
         ],
     )
+    if assignment_rules:
+        store.assign_blind_spots(conn, assignment_rules, now, [i for i, _ in stored])
     conn.commit()
     return DiscoveryOutcome(
         source, seen, len(spots), [i for _, i in new], resolved, complete=complete
