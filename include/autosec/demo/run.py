@@ -204,8 +204,8 @@ def summary(store_url: str) -> dict:
         return {
             "assets": rows("SELECT status, count(*) FROM assets GROUP BY 1 ORDER BY 1"),
             "blind_spots": rows(
-                "SELECT address || ':' || port, evidence->>'banner' FROM blind_spots "
-                "WHERE status = 'open' ORDER BY 1"
+                "SELECT CASE WHEN port = 0 THEN address ELSE address || ':' || port END, "
+                "source, owner FROM blind_spots WHERE status = 'open' ORDER BY 1"
             ),
             "findings": rows(
                 "SELECT severity, count(*) FROM findings WHERE status IN ('open', 'reopened') "
@@ -230,8 +230,8 @@ def print_summary(data: dict, env: DemoEnvironment) -> None:
     print("\nautosec demo: what the loop did")
     print("  assets:      " + ", ".join(f"{n} {s}" for s, n in data["assets"]))
     print(f"  blind spots: {len(data['blind_spots'])}")
-    for address, banner in data["blind_spots"]:
-        print(f"    {address}  {(banner or '').strip()[:60]}")
+    for address, source, owner in data["blind_spots"]:
+        print(f"    {address}  found by {source}, assigned to {owner or '(nobody yet)'}")
     print(
         "  open findings by severity: "
         + (", ".join(f"{s} {n}" for s, n in data["findings"]) or "none")
@@ -290,7 +290,8 @@ def run_demo(workdir: Path) -> int:
         received = len(ticketing.tickets())
         print(f"  tickets received by the ticketing API at {ticketing.url}: {received}")
         print(
-            f"  chat messages received (approval requests with their link): {len(chat.messages())}"
+            f"  chat messages received: {len(chat.messages())} "
+            "(approval requests with their link, and the event digest)"
         )
         for message in chat.messages()[:3]:
             print("    " + message["text"].replace("\n", "\n    "))
