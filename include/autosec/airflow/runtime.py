@@ -69,11 +69,14 @@ def remediation_tools() -> tuple[dict, Any]:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from autosec.remediation.actions import notify, patch_request, quarantine
+    from autosec.remediation.actions import notify, patch_request, quarantine, ticket
 
     config = estate().remediation
     builders = {
-        "ticket": (config.ticket_conn_id, _ticket_action),
+        "ticket": (
+            config.ticket_conn_id,
+            lambda c: ticket.TicketAction(ticket.TicketEndpoint.from_connection(c)),
+        ),
         "notify": (
             config.notify_conn_id,
             lambda c: notify.NotifyAction(notify.notify_endpoint_from_connection(c)),
@@ -97,15 +100,3 @@ def remediation_tools() -> tuple[dict, Any]:
             continue
         actions[name] = build(connection)
     return actions, requests.Session()
-
-
-def _ticket_action(connection):
-    from autosec.remediation.actions.ticket import TicketAction, TicketEndpoint
-
-    scheme = "https" if (connection.conn_type or "").lower() == "https" else "http"
-    port = f":{connection.port}" if connection.port else ""
-    return TicketAction(
-        TicketEndpoint(
-            base_url=f"{scheme}://{connection.host}{port}", token=connection.password or None
-        )
-    )

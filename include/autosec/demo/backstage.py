@@ -25,7 +25,6 @@ delay) after a number of normal answers.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import json
@@ -47,6 +46,7 @@ from autosec.demo.http_server import (
     ApiError,
     ApiServer,
     JsonApiHandler,
+    api_argument_parser,
     serve_in_foreground,
 )
 from autosec.inventory.backstage import ENTITIES_PATH
@@ -400,18 +400,14 @@ class BackstageCatalogServer(ApiServer):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a folder of entity files in the foreground until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="python -m autosec.demo.backstage",
-        description="Stand-in Backstage catalog serving a folder of entity YAML files.",
+    parser = api_argument_parser(
+        "autosec.demo.backstage",
+        "Stand-in Backstage catalog serving a folder of entity YAML files.",
+        port=7007,
+        token_env=TOKEN_ENV,
+        store_help=None,
     )
     parser.add_argument("entities", type=Path, help="folder of catalog entity YAML files")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7007)
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"bearer token clients must present (default: ${TOKEN_ENV}; none: no auth)",
-    )
     args = parser.parse_args(argv)
     server = BackstageCatalogServer(args.entities, args.host, args.port, args.token or None)
     auth = "bearer token required" if args.token else "no authentication"

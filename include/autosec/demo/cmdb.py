@@ -23,7 +23,6 @@ misbehave on purpose with :class:`autosec.demo.backstage.Fault`.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import hmac
@@ -38,7 +37,12 @@ from typing import Any, ClassVar
 from urllib.parse import SplitResult, parse_qs, urlencode
 
 from autosec.demo.backstage import FaultPlan, FaultTolerantHandler, answer_fault
-from autosec.demo.http_server import ApiError, ApiServer, serve_in_foreground
+from autosec.demo.http_server import (
+    ApiError,
+    ApiServer,
+    api_argument_parser,
+    serve_in_foreground,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,18 +260,15 @@ class CmdbServer(ApiServer):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a records file in the foreground until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(
-        prog="python -m autosec.demo.cmdb",
-        description="Stand-in CMDB table API (ServiceNow-like) serving a JSON records file.",
+    parser = api_argument_parser(
+        "autosec.demo.cmdb",
+        "Stand-in CMDB table API (ServiceNow-like) serving a JSON records file.",
+        port=8093,
+        token_env=TOKEN_ENV,
+        store_help=None,
+        credential_kind="token",
     )
     parser.add_argument("records", type=Path, help='JSON file {"table": [records]}')
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8093)
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"token clients must present (default: ${TOKEN_ENV}; none: no auth)",
-    )
     args = parser.parse_args(argv)
     server = CmdbServer(args.records, args.host, args.port, args.token or None)
     auth = "token required (bearer, or basic password)" if args.token else "no authentication"

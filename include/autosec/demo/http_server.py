@@ -366,10 +366,11 @@ def api_argument_parser(
     *,
     port: int,
     token_env: str,
-    store_help: str,
+    store_help: str | None,
     credential_kind: str = "bearer token",
 ) -> argparse.ArgumentParser:
-    """``--host``, ``--port``, ``--token`` (default from ``token_env``) and ``--store``."""
+    """``--host``, ``--port``, ``--token`` (default from ``token_env``) and, with ``store_help``,
+    ``--store``."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=port)
@@ -378,7 +379,8 @@ def api_argument_parser(
         default=os.environ.get(token_env),
         help=f"{credential_kind} clients must present (default: ${token_env}; none: no auth)",
     )
-    parser.add_argument("--store", type=Path, help=store_help)
+    if store_help is not None:
+        parser.add_argument("--store", type=Path, help=store_help)
     return parser
 
 

@@ -70,10 +70,6 @@ from autosec.remediation.actions.http import (
     DEFAULT_TIMEOUT,
     ApiEndpoint,
     Timeout,
-    connection_base_url,
-    connection_extra,
-    connection_token,
-    read_timeout,
 )
 
 ENTITIES_PATH = "/api/catalog/entities/by-query"
@@ -184,16 +180,6 @@ class BackstageEndpoint(ApiEndpoint):
     base_url: str
     token: str | None = field(default=None, repr=False)
     timeout: Timeout = DEFAULT_TIMEOUT
-
-    @classmethod
-    def from_connection(cls, connection: Any) -> BackstageEndpoint:
-        """host (a name, or a URL with a base path), port, schema (a further base path),
-        password = bearer token; ``extra.timeout`` (seconds) overrides the read timeout."""
-        base_url = connection_base_url(connection)
-        if base_url is None:
-            raise ValueError("Backstage connection has no host")
-        timeout = read_timeout(connection_extra(connection))
-        return cls(base_url, connection_token(connection), timeout)
 
 
 # ----------------------------------------------------------------------------------- get

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -142,6 +142,17 @@ class ApiEndpoint:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", check_base_url(self.base_url, self.what))
+
+    @classmethod
+    def from_connection(cls, connection: Any) -> Self:
+        """host (a name, or a URL with a base path), port, schema (a further base path),
+        password = bearer token; ``extra.timeout`` (seconds) overrides the read timeout. The
+        scheme is ``http`` only when the connection type is ``http``."""
+        base_url = connection_base_url(connection)
+        if base_url is None:
+            raise ValueError(f"{cls.what} connection has no host")
+        timeout = read_timeout(connection_extra(connection))
+        return cls(base_url, connection_token(connection), timeout=timeout)
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

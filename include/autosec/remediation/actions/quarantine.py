@@ -39,13 +39,9 @@ from autosec.remediation.actions.http import (
     ApiEndpoint,
     answer_failure,
     applied,
-    connection_base_url,
-    connection_extra,
-    connection_token,
     http_failure,
     listed_by_external_id,
     read_json,
-    read_timeout,
     send,
 )
 
@@ -64,19 +60,6 @@ class QuarantineEndpoint(ApiEndpoint):
     base_url: str
     token: str | None = field(default=None, repr=False)
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
-
-    @classmethod
-    def from_connection(cls, connection: Any) -> QuarantineEndpoint:
-        """host (a name, or a URL with a base path), port, password = bearer token.
-
-        The scheme is ``http`` only when the connection type is ``http``; ``schema`` (if set) is
-        a base path; ``extra.timeout`` (seconds) overrides the read timeout.
-        """
-        base_url = connection_base_url(connection)
-        if base_url is None:
-            raise ValueError("enforcement connection has no host")
-        timeout = read_timeout(connection_extra(connection))
-        return cls(base_url, connection_token(connection), timeout=timeout)
 
 
 class QuarantineEndpointMissing(ValueError):
