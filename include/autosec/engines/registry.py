@@ -9,6 +9,10 @@ from autosec.engines.base import Engine
 
 ENGINES: dict[str, str] = {
     "nmap": "autosec.engines.nmap.engine:NmapEngine",
+    "tls": "autosec.engines.tls.engine:TlsEngine",
+    "http": "autosec.engines.http.engine:HttpEngine",
+    "sbom": "autosec.engines.sbom.engine:SbomEngine",
+    "secrets": "autosec.engines.secrets.engine:SecretsEngine",
 }
 
 
@@ -30,3 +34,14 @@ def get_engine(name: str) -> Engine:
     if engine.name != name:
         raise RuntimeError(f"engine registered as {name!r} calls itself {engine.name!r}")
     return engine
+
+
+def closing_authority(engine_name: str):
+    """Whatever decides which open findings a finished run of ``engine_name`` may close:
+    the engine itself, or for imported reports (``import:<format>``) their importer."""
+    from autosec.engines.importers.base import IMPORT_PREFIX
+    from autosec.engines.importers.registry import get_importer
+
+    if engine_name.startswith(IMPORT_PREFIX):
+        return get_importer(engine_name.removeprefix(IMPORT_PREFIX))
+    return get_engine(engine_name)

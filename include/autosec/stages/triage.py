@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from autosec.engines.base import ScanScope
-from autosec.engines.registry import get_engine
+from autosec.engines.registry import closing_authority
 from autosec.store import events, findings, inventory, scans
 from autosec.store.db import Connection
 from autosec.triage.history import findings_to_close
@@ -55,7 +55,7 @@ def _triage_run(conn, run: dict, days_by_severity, now: datetime, outcome: Triag
     counts = findings.upsert_findings(
         conn, triaged, run["id"], now, evidence_sha256=evidence[0] if evidence else None
     )
-    engine = get_engine(run["engine"])
+    engine = closing_authority(run["engine"])
     to_close = findings_to_close(
         findings.open_findings_for(conn, run["asset_ids"], run["engine"]),
         {f.fingerprint for f in triaged},

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from autosec.domain.models import Location
-from autosec.engines.base import Engine, ScanScope
+from autosec.engines.base import ScanScope
+
+
+class CoversFindings(Protocol):
+    """An engine, or the importer of another tool's reports."""
+
+    def covers(self, rule_id: str, location: Location, scope: ScanScope) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class OpenFinding:
 def findings_to_close(
     open_findings: Iterable[OpenFinding],
     seen_fingerprints: set[str],
-    engine: Engine,
+    engine: CoversFindings,
     scope: ScanScope,
     run_succeeded: bool,
     scanned_asset_ids: set[str],

@@ -1,0 +1,1 @@
+"""Parsers for reports that other scanners already produce (SARIF, Trivy, Grype, ...)."""
