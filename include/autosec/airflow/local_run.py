@@ -17,8 +17,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-SCANNER_POOLS = {"nmap": 4}
-
 
 def airflow_command(*args: str, env: Mapping[str, str] | None = None) -> None:
     airflow = str(Path(sys.executable).with_name("airflow"))
@@ -29,9 +27,19 @@ def airflow_command(*args: str, env: Mapping[str, str] | None = None) -> None:
 
 def prepare_metadata_db(env: Mapping[str, str] | None = None) -> None:
     """``airflow db migrate`` and the scanner pools (idempotent)."""
+    import tempfile
+
+    from autosec.engines.registry import POOL_SLOTS
+
     airflow_command("db", "migrate", env=env)
-    for pool, slots in SCANNER_POOLS.items():
-        airflow_command("pools", "set", pool, str(slots), f"{pool} scans (autosec)", env=env)
+    pools = {
+        name: {"slots": slots, "description": f"{name} scans (autosec)", "include_deferred": False}
+        for name, slots in POOL_SLOTS.items()
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as pools_file:
+        json.dump(pools, pools_file)
+        pools_file.flush()
+        airflow_command("pools", "import", pools_file.name, env=env)
 
 
 def run_dag(dags_folder: Path, dag_id: str, conf: Mapping | None = None) -> str:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 
 class ApprovalTrigger(BaseTrigger):
@@ -81,3 +81,45 @@ class ApprovalTrigger(BaseTrigger):
                 "approvals": {str(i): ("expired" if exp else status) for i, status, exp in rows},
             }
         )
+
+
+class DropFolderTrigger(BaseEventTrigger):
+    """Watches the report drop folder: each settled new report starts the imports DAG.
+
+    Files are claimed (renamed from ``incoming/`` to ``claimed/``) before the event fires, so
+    one pushed report starts one import even when the trigger restarts or runs twice.
+    """
+
+    def __init__(
+        self, directory: str, poll_interval: float = 10.0, min_age_seconds: float = 2.0
+    ) -> None:
+        super().__init__()
+        self.directory = directory
+        self.poll_interval = poll_interval
+        self.min_age_seconds = min_age_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "autosec.airflow.triggers.DropFolderTrigger",
+            {
+                "directory": self.directory,
+                "poll_interval": self.poll_interval,
+                "min_age_seconds": self.min_age_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import time
+        from pathlib import Path
+
+        from autosec.stages.imports import claim_dropped
+
+        root = Path(self.directory)
+        while True:
+            claimed = await asyncio.to_thread(
+                claim_dropped, root, self.min_age_seconds, time.time()
+            )
+            if claimed:
+                self.log.info("claimed %d dropped report(s) in %s", len(claimed), root)
+                yield TriggerEvent({"directory": str(root), "claimed": [p.name for p in claimed]})
+            await asyncio.sleep(self.poll_interval)

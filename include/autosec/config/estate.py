@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autosec.discovery.billing import BillingConfig
 from autosec.discovery.dns import DnsConfig
+from autosec.domain.cadence import CadencePolicy
+from autosec.domain.models import Environment
 from autosec.domain.targets import validate_target
 from autosec.inventory.backstage import BackstageSourceConfig
 from autosec.inventory.http_cmdb import CmdbSourceConfig
@@ -86,6 +88,27 @@ class ScanConfig(_Strict):
     timeout_seconds: int = Field(900, ge=10)
     cadence_days: int = Field(7, ge=1)
     internet_facing_cadence_days: int = Field(1, ge=1)
+    critical_cadence_days: int = Field(3, ge=1, description="production or high criticality")
+    quiet_after_days: int = Field(
+        90, ge=1, description="an asset unchanged this long, with nothing open, is scanned less"
+    )
+    quiet_factor: int = Field(4, ge=1, description="how much less often a quiet asset is scanned")
+    max_cadence_days: int = Field(30, ge=1, description="no asset waits longer than this")
+    invasive_environments: list[Environment] = Field(
+        default_factory=lambda: [Environment.DEVELOPMENT, Environment.TEST, Environment.STAGING],
+        description="where invasive engines may run (elsewhere: assets tagged "
+        "'invasive-scans-allowed' only)",
+    )
+
+    def cadence_policy(self) -> CadencePolicy:
+        return CadencePolicy(
+            default_days=self.cadence_days,
+            internet_facing_days=self.internet_facing_cadence_days,
+            critical_days=self.critical_cadence_days,
+            quiet_after_days=self.quiet_after_days,
+            quiet_factor=self.quiet_factor,
+            max_days=self.max_cadence_days,
+        )
 
 
 class RemediationConfig(_Strict):

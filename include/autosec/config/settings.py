@@ -22,6 +22,10 @@ class Settings(BaseSettings):
         description="ObjectStoragePath base for evidence and reports (file://, s3://, gs://)",
     )
     estate: Path = Field(DEMO_ESTATE, description="the estate file: sources, ranges, engines")
+    drop_folder: Path = Field(
+        Path("/tmp/autosec-data/drop"),
+        description="reports pushed to <drop_folder>/incoming/ are imported (the imports DAG)",
+    )
     requester: str = Field("autosec", description="identity that files approval requests")
 
 

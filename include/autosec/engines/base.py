@@ -18,11 +18,16 @@ from autosec.domain.targets import Target
 
 @dataclass(frozen=True)
 class Capability:
-    """What an engine detects (its rule ids) on which kinds of asset."""
+    """What an engine detects (its rule ids) on which kinds of asset.
+
+    ``limited_on`` names the kinds where the detection is only partial (the coverage map
+    shows LIMITED there rather than CHECK).
+    """
 
     detects: str
     rule_ids: tuple[str, ...]
     asset_kinds: tuple[AssetKind, ...]
+    limited_on: tuple[AssetKind, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class Engine(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[tuple[Capability, ...]]
     default_timeout_seconds: ClassVar[int] = 600
+    # An invasive engine sends more than a scan's usual probes; the planner runs it only on
+    # assets whose environment the scan configuration allows, or that are tagged for it.
+    invasive: ClassVar[bool] = False
 
     @abc.abstractmethod
     def version_command(self) -> list[str]:

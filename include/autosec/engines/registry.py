@@ -15,6 +15,9 @@ ENGINES: dict[str, str] = {
     "secrets": "autosec.engines.secrets.engine:SecretsEngine",
 }
 
+# Slots of each engine's Airflow pool: how many runs of it may go at once across all workers.
+POOL_SLOTS: dict[str, int] = {"nmap": 4, "tls": 4, "http": 8, "sbom": 2, "secrets": 2}
+
 
 class UnknownEngine(KeyError):
     def __str__(self) -> str:

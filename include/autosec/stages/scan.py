@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from autosec.config.estate import ScanConfig
+from autosec.domain.cadence import cadence_for, is_due
+from autosec.domain.models import Asset
 from autosec.domain.targets import InvalidTarget, Target, host_of, validate_target
 from autosec.engines.registry import get_engine
 from autosec.stages.blobs import BlobStore
@@ -30,6 +33,10 @@ class Batch:
         return {"engine": self.engine, "asset_ids": list(self.asset_ids)}
 
 
+# Dynamic task mapping stops at max_map_length (1024 by default): stay well below it.
+MAX_BATCHES_PER_ENGINE = 1000
+
+
 def plan_batches(
     conn: Connection,
     config: ScanConfig,
@@ -39,29 +46,55 @@ def plan_batches(
     only_asset_ids: Sequence[str] | None = None,
     full: bool = False,
 ) -> list[Batch]:
-    """Changed assets at once, plus every asset whose cadence says it is due (or all: full)."""
+    """Which assets each engine scans now, in batches for the mapped scan tasks.
+
+    Changed assets at once (event-based), verification rescans remediation asked for, and
+    every asset whose adaptive cadence says it is due (time-based) — or only the named
+    assets, or all (full). An engine only gets assets it accepts, and an invasive engine
+    only assets whose environment the configuration allows.
+    """
+    assets = {a.id: a for a in inventory.load_assets(conn)}
     batches: list[Batch] = []
     for name in engines or config.engines:
         engine = get_engine(name)
         if only_asset_ids:
             wanted = set(only_asset_ids)
         elif full:
-            wanted = {a.id for a in inventory.load_assets(conn)}
+            wanted = set(assets)
         else:
-            due = scans.assets_due(
-                conn,
-                name,
-                now,
-                timedelta(days=config.cadence_days),
-                timedelta(days=config.internet_facing_cadence_days),
-            )
-            verify = remediation.pending_verifications(conn, name)
-            wanted = set(due) | set(changed_asset_ids) | set(verify)
-        assets = [a for a in inventory.load_assets(conn, sorted(wanted)) if engine.accepts(a)]
-        ids = [a.id for a in assets]
-        for start in range(0, len(ids), config.batch_size):
-            batches.append(Batch(name, tuple(ids[start : start + config.batch_size])))
+            wanted = set(changed_asset_ids) | set(remediation.pending_verifications(conn, name))
+            wanted |= due_assets(scans.schedule_state(conn, name), assets, config, now)
+        ids = sorted(
+            asset_id
+            for asset_id in wanted
+            if asset_id in assets
+            and engine.accepts(assets[asset_id])
+            and invasive_allowed(engine, assets[asset_id], config)
+        )
+        size = max(config.batch_size, math.ceil(len(ids) / MAX_BATCHES_PER_ENGINE))
+        for start in range(0, len(ids), size):
+            batches.append(Batch(name, tuple(ids[start : start + size])))
     return batches
+
+
+def due_assets(state: dict, assets: dict[str, Asset], config: ScanConfig, now: datetime) -> set:
+    policy = config.cadence_policy()
+    due = set()
+    for asset_id, (last_success, last_changed, has_open) in state.items():
+        asset = assets.get(asset_id)
+        if asset is None:
+            continue
+        if is_due(last_success, cadence_for(asset, last_changed, has_open, now, policy), now):
+            due.add(asset_id)
+    return due
+
+
+def invasive_allowed(engine, asset: Asset, config: ScanConfig) -> bool:
+    return (
+        not engine.invasive
+        or asset.environment in config.invasive_environments
+        or "invasive-scans-allowed" in asset.tags
+    )
 
 
 @dataclass

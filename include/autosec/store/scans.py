@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
@@ -132,24 +132,6 @@ def mark_triaged(conn: psycopg.Connection, scan_run_id: int, now: datetime) -> N
     conn.execute("UPDATE scan_runs SET triaged_at = %s WHERE id = %s", (now, scan_run_id))
 
 
-def assets_due(
-    conn: psycopg.Connection,
-    engine: str,
-    now: datetime,
-    default_cadence: timedelta,
-    internet_facing_cadence: timedelta,
-) -> list[str]:
-    """Active assets whose last successful scan by ``engine`` is older than their cadence."""
-    rows = conn.execute(
-        "SELECT a.id FROM assets a LEFT JOIN asset_scan_state s "
-        "ON s.asset_id = a.id AND s.engine = %s WHERE a.status = 'active' AND "
-        "(s.last_success_at IS NULL OR s.last_success_at < %s - "
-        "CASE WHEN 'internet-facing' = ANY(a.tags) THEN %s ELSE %s END) ORDER BY a.id",
-        (engine, now, internet_facing_cadence, default_cadence),
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def scan_runs_for(conn: psycopg.Connection, run_ref: str) -> list[dict]:
     return (
         conn.cursor(row_factory=dict_row)
@@ -157,6 +139,40 @@ def scan_runs_for(conn: psycopg.Connection, run_ref: str) -> list[dict]:
             "SELECT id, engine, status, error, asset_ids FROM scan_runs WHERE run_ref = %s "
             "ORDER BY id",
             (run_ref,),
+        )
+        .fetchall()
+    )
+
+
+def schedule_state(
+    conn: psycopg.Connection, engine: str
+) -> dict[str, tuple[datetime | None, datetime | None, bool]]:
+    """asset id -> (last success of ``engine``, last inventory change, has open findings),
+    for every active asset: what the planner's adaptive cadence needs, in one query."""
+    rows = conn.execute(
+        "SELECT a.id, s.last_success_at, c.last_changed_at, "
+        "EXISTS (SELECT 1 FROM findings f WHERE f.asset_id = a.id "
+        "AND f.status IN ('open', 'reopened')) "
+        "FROM assets a "
+        "LEFT JOIN asset_scan_state s ON s.asset_id = a.id AND s.engine = %s "
+        "LEFT JOIN (SELECT asset_id, max(at) AS last_changed_at FROM asset_changes "
+        "GROUP BY asset_id) c ON c.asset_id = a.id "
+        "WHERE a.status = 'active'",
+        (engine,),
+    ).fetchall()
+    return {r[0]: (r[1], r[2], bool(r[3])) for r in rows}
+
+
+def coverage_by_asset(conn: psycopg.Connection) -> list[dict]:
+    """Per active asset and engine: the last run, its status and the last success."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT a.id AS asset_id, a.kind, a.owner, s.engine, s.last_success_at, "
+            "r.status AS last_status, r.finished_at AS last_run_at "
+            "FROM assets a LEFT JOIN asset_scan_state s ON s.asset_id = a.id "
+            "LEFT JOIN scan_runs r ON r.id = s.last_scan_run_id "
+            "WHERE a.status = 'active' ORDER BY a.id, s.engine"
         )
         .fetchall()
     )

@@ -75,3 +75,10 @@ def test_unknown_engine_is_a_clear_error() -> None:
     assert str(info.value).startswith("unknown engine 'nessus': registered engines are ")
     assert "nmap" in str(info.value)
     assert isinstance(info.value, KeyError)
+
+
+def test_every_engine_has_pool_slots_for_its_airflow_pool() -> None:
+    from autosec.engines.registry import POOL_SLOTS
+
+    assert set(POOL_SLOTS) == set(ENGINES)
+    assert all(slots >= 1 for slots in POOL_SLOTS.values())
