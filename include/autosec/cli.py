@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     _actions_parser(commands)
     _break_glass_parser(commands)
     _blind_spots_parser(commands)
+    _import_parser(commands)
 
     demo = commands.add_parser("demo", help="run the whole loop on the demo estate")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
@@ -550,6 +551,80 @@ def _blind_spots_decide(args: argparse.Namespace) -> int:
         f"{spot['decided_by']}: {spot['decision_reason']}"
     )
     return 0
+
+
+def _import_parser(commands: Any) -> None:
+    from autosec.engines.importers.registry import IMPORTERS
+
+    imports = commands.add_parser(
+        "import",
+        help="import a report another scanner wrote (SARIF, Trivy, Grype, ...)",
+        description="Import one report through the same path as the imports DAG and print what "
+        "it created, updated, left unchanged, closed and reopened.",
+    )
+    imports.add_argument("file", type=Path, help="the report file")
+    imports.add_argument(
+        "--format", choices=list(IMPORTERS), default=None, help="report format (default: sniffed)"
+    )
+    imports.add_argument(
+        "--asset", default=None, help="inventory asset the report is about (default: its targets)"
+    )
+    imports.add_argument("--json", action="store_true", help="print one JSON object")
+    imports.add_argument("--policy", type=Path, default=None, help="policy file for due dates")
+    imports.set_defaults(handler=_import)
+
+
+def _blob_store():
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    from autosec.stages.blobs import LocalBlobStore
+
+    data_dir = get_settings().data_dir
+    parts = urlsplit(data_dir)
+    if parts.scheme in ("", "file"):
+        return LocalBlobStore(Path(url2pathname(parts.path)))
+    from autosec.airflow.hooks import ObjectStorageBlobStore
+
+    return ObjectStorageBlobStore(data_dir)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from autosec.stages.imports import import_report, triage_now
+    from autosec.store import db
+
+    clock = lambda: datetime.now(UTC)  # noqa: E731 - the clock the stage is given
+    days = _load_policy(args).policy.patching.days_by_severity()
+    with db.connect(_url(args)) as conn:
+        summary = import_report(
+            conn,
+            args.file,
+            _blob_store(),
+            triage_now(days, clock),
+            clock,
+            format_name=args.format,
+            asset_id=args.asset,
+            run_ref=f"cli/import/{getpass.getuser()}",
+        )
+    if args.json:
+        keys = ("created", "updated", "unchanged", "closed", "reopened", "errors")
+        extra = ("file", "format", "scan_run_id", "sha256", "findings_in_report")
+        data = summary.as_dict()
+        print(json.dumps({k: data[k] for k in keys + extra}, sort_keys=True))
+    else:
+        print(
+            f"{summary.file} ({summary.format or 'unknown format'}): "
+            f"{summary.findings_in_report} findings in the report"
+        )
+        print(
+            f"created {summary.created}, updated {summary.updated}, unchanged "
+            f"{summary.unchanged}, closed {summary.closed}, reopened {summary.reopened}"
+        )
+        if summary.scan_run_id is not None:
+            print(f"scan run {summary.scan_run_id}, evidence sha256 {summary.sha256}")
+        for error in summary.errors:
+            print(f"error: {error}", file=sys.stderr)
+    return 1 if summary.errors else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,16 @@ import pytest
 
 from tests_support import DAGS_FOLDER
 
-STAGES = {"inventory_sync", "discovery", "scan", "triage", "remediate", "report", "drills"}
+STAGES = {
+    "inventory_sync",
+    "discovery",
+    "scan",
+    "triage",
+    "remediate",
+    "report",
+    "drills",
+    "imports",
+}
 
 
 @pytest.fixture(scope="module")

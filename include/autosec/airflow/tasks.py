@@ -206,6 +206,47 @@ def check_scans_succeeded() -> None:
         raise AirflowException("scan runs failed (they close no finding): " + "; ".join(failed))
 
 
+# --- imports ----------------------------------------------------------------------------------
+
+
+@task(outlets=[assets.FINDINGS])
+def import_dropped_reports():
+    """Import every claimed report in the drop folder; file each under done/ or failed/."""
+    import time
+
+    from autosec.config.settings import get_settings
+    from autosec.stages.imports import CLAIMED, claim_dropped, file_away, import_report, triage_now
+
+    root = get_settings().drop_folder
+    claim_dropped(root, min_age_seconds=2.0, now=time.time())  # runs without a triggerer too
+    context = get_current_context()
+    days = runtime.policy().policy.patching.days_by_severity()
+    totals = {"reports": 0, "failed": 0, "created": 0, "closed": 0, "reopened": 0}
+    with runtime.store() as conn:
+        for path in sorted((root / CLAIMED).iterdir()):
+            summary = import_report(
+                conn,
+                path,
+                runtime.blob_store(),
+                triage_now(days, runtime.now),
+                runtime.now,
+                run_ref=runtime.run_ref(context),
+            )
+            filed = file_away(root, path, summary)
+            totals["reports"] += 1
+            totals["failed"] += bool(summary.errors)
+            for key in ("created", "closed", "reopened"):
+                totals[key] += getattr(summary, key)
+            print(
+                f"{path.name}: {summary.format} created {summary.created}, updated "
+                f"{summary.updated}, unchanged {summary.unchanged}, closed {summary.closed}, "
+                f"reopened {summary.reopened} -> {filed}"
+            )
+            for error in summary.errors:
+                print(f"error: {error}")
+    yield Metadata(assets.FINDINGS, totals)
+
+
 # --- triage -----------------------------------------------------------------------------------
 
 
