@@ -582,11 +582,12 @@ def _blob_store():
 
     data_dir = get_settings().data_dir
     parts = urlsplit(data_dir)
-    if parts.scheme in ("", "file"):
-        return LocalBlobStore(Path(url2pathname(parts.path)))
-    from autosec.airflow.hooks import ObjectStorageBlobStore
-
-    return ObjectStorageBlobStore(data_dir)
+    if parts.scheme not in ("", "file"):
+        raise SystemExit(
+            f"AUTOSEC_DATA_DIR={data_dir!r} is object storage: the command line writes evidence "
+            "only to a local folder; push the report to the drop folder for the imports DAG"
+        )
+    return LocalBlobStore(Path(url2pathname(parts.path)))
 
 
 def _import(args: argparse.Namespace) -> int:

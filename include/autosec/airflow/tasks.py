@@ -341,7 +341,13 @@ def build_posture_reports():
     from autosec.stages.report import build_reports
 
     with runtime.store() as conn:
-        built = build_reports(conn, runtime.blob_store(), runtime.policy(), runtime.now())
+        built = build_reports(
+            conn,
+            runtime.blob_store(),
+            runtime.policy(),
+            runtime.now(),
+            scan_config=runtime.estate().scan,
+        )
     for report in built:
         print(f"{report.kind}: {report.uri} sha256={report.sha256}")
     yield Metadata(assets.REPORTS, {"report_ids": [r.report_id for r in built]})

@@ -122,6 +122,10 @@ class ReportData:
     approvals: Sequence[Mapping[str, Any]] = field(default_factory=list)
     break_glass: Sequence[Mapping[str, Any]] = field(default_factory=list)
     drills: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    # asset kind -> detection -> {"coverage": CHECK|LIMITED|MISSING, "engines": [...], "note"}
+    coverage_map: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # per asset: asset_id, kind, owner, engines [{engine, last_success_at, last_status}], overdue
+    asset_coverage: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.assets_total < 0 or self.assets_scanned < 0:
@@ -258,6 +262,57 @@ def blind_spot_rows(blind_spots: Iterable[Mapping[str, Any]]) -> list[dict[str, 
     rows.sort(key=lambda r: (r["_sort"], r["source"], r["seen_at"]))
     for row in rows:
         del row["_sort"]
+    return rows
+
+
+def coverage_map_rows(
+    coverage_map: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, Any]:
+    """The map as a table: one row per asset kind, one column per detection."""
+    detections = sorted({d for cells in coverage_map.values() for d in cells})
+    rows = []
+    for kind in sorted(coverage_map):
+        cells = coverage_map[kind]
+        rows.append(
+            {
+                "kind": kind,
+                "cells": [
+                    {
+                        "coverage": _text(cells.get(d, {}).get("coverage", "MISSING")),
+                        "title": ", ".join(cells.get(d, {}).get("engines", ()))
+                        or _text(cells.get(d, {}).get("note", "no engine")),
+                    }
+                    for d in detections
+                ],
+            }
+        )
+    return {"detections": detections, "rows": rows}
+
+
+def asset_coverage_rows(assets: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Per asset: which engines last covered it and when, and which are overdue."""
+    rows = []
+    for a in assets:
+        engines = sorted(a.get("engines", ()), key=lambda e: _text(e.get("engine")))
+        rows.append(
+            {
+                "asset_id": _text(a.get("asset_id")),
+                "kind": _text(a.get("kind")),
+                "owner": _text(a.get("owner")),
+                "covered_by": "; ".join(
+                    f"{e['engine']} {format_when(e.get('last_success_at')) or 'never'}"
+                    + (
+                        ""
+                        if e.get("last_status") in (None, "succeeded")
+                        else f" (last run {e['last_status']})"
+                    )
+                    for e in engines
+                )
+                or "never scanned",
+                "overdue": ", ".join(sorted(a.get("overdue", ()))),
+            }
+        )
+    rows.sort(key=lambda r: (r["overdue"] == "", r["asset_id"]))
     return rows
 
 
@@ -409,6 +464,8 @@ def posture_context(data: ReportData) -> dict[str, Any]:
         "blind_spots": blind_spot_rows(data.blind_spots),
         "break_glass": break_glass_rows(data.break_glass),
         "drills": drill_rows(data.drills),
+        "coverage_map": coverage_map_rows(data.coverage_map),
+        "asset_coverage": asset_coverage_rows(data.asset_coverage),
     }
 
 

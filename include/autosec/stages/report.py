@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from autosec.config.estate import ScanConfig
 from autosec.reporting.poam import render_poam_csv
 from autosec.reporting.posture import ReportData, ReportFinding, render_posture_html
 from autosec.stages.blobs import BlobStore
-from autosec.store import events, remediation
+from autosec.store import events, inventory, remediation, scans
 from autosec.store import reports as store
 from autosec.store.db import Connection
 
@@ -21,7 +22,13 @@ class BuiltReport:
     sha256: str
 
 
-def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> ReportData:
+def gather(
+    conn: Connection,
+    loaded_policy,
+    now: datetime,
+    days: int = 30,
+    scan_config: ScanConfig | None = None,
+) -> ReportData:
     rows = store.report_inputs(conn)
     since = now - timedelta(days=days)
     decisions_by_approval: dict[int, list[dict]] = {}
@@ -98,7 +105,53 @@ def gather(conn: Connection, loaded_policy, now: datetime, days: int = 30) -> Re
         ],
         break_glass=remediation.break_glass_sessions(conn, since),
         drills=[{**d["payload"], "at": d["at"]} for d in store.latest_drills(conn, since)],
+        **coverage_inputs(conn, scan_config or ScanConfig(), now),
     )
+
+
+def coverage_inputs(conn: Connection, scan_config: ScanConfig, now: datetime) -> dict:
+    """The coverage map for the enabled engines, and per asset who covered it and what is
+    overdue by its adaptive cadence."""
+    from autosec.engines.coverage import coverage_map
+    from autosec.engines.registry import ENGINES, get_engine
+    from autosec.stages.scan import due_assets
+
+    engines = {name: get_engine(name) for name in ENGINES}
+    cells = coverage_map(engines, scan_config.engines)
+    assets = {a.id: a for a in inventory.load_assets(conn)}
+    overdue: dict[str, list[str]] = {}
+    for name in scan_config.engines:
+        engine = engines[name]
+        for asset_id in due_assets(scans.schedule_state(conn, name), assets, scan_config, now):
+            if engine.accepts(assets[asset_id]):
+                overdue.setdefault(asset_id, []).append(name)
+    per_asset: dict[str, dict] = {}
+    for row in scans.coverage_by_asset(conn):
+        entry = per_asset.setdefault(
+            row["asset_id"],
+            {
+                "asset_id": row["asset_id"],
+                "kind": row["kind"],
+                "owner": row["owner"],
+                "engines": [],
+                "overdue": overdue.get(row["asset_id"], []),
+            },
+        )
+        if row["engine"] is not None:
+            entry["engines"].append(
+                {
+                    "engine": row["engine"],
+                    "last_success_at": row["last_success_at"],
+                    "last_status": row["last_status"],
+                }
+            )
+    return {
+        "coverage_map": {
+            kind.value: {d: cell.as_dict() for d, cell in row.items()}
+            for kind, row in cells.items()
+        },
+        "asset_coverage": list(per_asset.values()),
+    }
 
 
 def _location_text(location: dict) -> str:
@@ -112,9 +165,13 @@ def _location_text(location: dict) -> str:
 
 
 def build_reports(
-    conn: Connection, blobs: BlobStore, loaded_policy, now: datetime
+    conn: Connection,
+    blobs: BlobStore,
+    loaded_policy,
+    now: datetime,
+    scan_config: ScanConfig | None = None,
 ) -> list[BuiltReport]:
-    data = gather(conn, loaded_policy, now)
+    data = gather(conn, loaded_policy, now, scan_config=scan_config)
     stamp = now.strftime("%Y-%m-%dT%H%M%SZ")
     day = now.strftime("%Y/%m/%d")
     outputs = (
