@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     _break_glass_parser(commands)
     _blind_spots_parser(commands)
     _import_parser(commands)
+    _exceptions_parser(commands)
+    _intel_parser(commands)
+    _sbom_parser(commands)
 
     demo = commands.add_parser("demo", help="run the whole loop on the demo estate")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
@@ -626,6 +629,305 @@ def _import(args: argparse.Namespace) -> int:
         for error in summary.errors:
             print(f"error: {error}", file=sys.stderr)
     return 1 if summary.errors else 0
+
+
+def _exceptions_parser(commands: Any) -> None:
+    exceptions = commands.add_parser(
+        "exceptions", help="risk acceptances and false positives, each approved and expiring"
+    ).add_subparsers(title="exceptions commands")
+    request = exceptions.add_parser(
+        "request", help="ask for a risk acceptance or false positive (another person approves)"
+    )
+    request.add_argument("--kind", required=True, choices=["risk_acceptance", "false_positive"])
+    target = request.add_mutually_exclusive_group(required=True)
+    target.add_argument("--finding", help="one finding, by fingerprint")
+    target.add_argument("--cve", help="one CVE, on every asset")
+    target.add_argument("--asset", help="every finding on one asset")
+    request.add_argument("--reason", required=True, help="why (recorded and reported)")
+    until = request.add_mutually_exclusive_group(required=True)
+    until.add_argument(
+        "--expires", help="when it ends: YYYY-MM-DD (the end of that day, UTC) or an ISO time"
+    )
+    until.add_argument("--days", type=int, help="when it ends: this many days from now")
+    _identity(request, required=False, what="who asks for it")
+    request.set_defaults(handler=_exceptions_request)
+    approve = exceptions.add_parser("approve", help="approve an exception someone else asked for")
+    approve.add_argument("exception_id", type=int)
+    _identity(approve, required=False, what="who approves (never the requester)")
+    approve.set_defaults(handler=_exceptions_approve)
+    listing = exceptions.add_parser("list", help="list exceptions, newest first")
+    listing.add_argument(
+        "--status", choices=["requested", "approved", "rejected", "revoked", "expired"]
+    )
+    listing.add_argument("--kind", choices=["risk_acceptance", "false_positive"])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_exceptions_list)
+    revoke = exceptions.add_parser(
+        "revoke", help="withdraw a request or end an exception now (its findings reopen)"
+    )
+    revoke.add_argument("exception_id", type=int)
+    _identity(revoke, required=False, what="who revokes it")
+    revoke.add_argument("--reason", required=True, help="why it ends early")
+    revoke.set_defaults(handler=_exceptions_revoke)
+
+
+def _expiry(args: argparse.Namespace, now: datetime) -> datetime:
+    if args.days is not None:
+        return now + timedelta(days=args.days)
+    text = args.expires.strip()
+    try:
+        if len(text) == 10:
+            return datetime.fromisoformat(text).replace(tzinfo=UTC) + timedelta(days=1)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"--expires {text!r}: expected YYYY-MM-DD or an ISO time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _exception_line(row: dict) -> str:
+    line = (
+        f"#{row['id']} [{row['status']}] {row['kind']} on {row['scope']} {row['target']}, "
+        f"requested by {row['requested_by']}"
+    )
+    if row.get("approved_by"):
+        line += f", approved by {row['approved_by']}"
+    line += f", expires {row['expires_at']:%Y-%m-%d %H:%M %Z}"
+    if "findings_set_aside" in row:
+        line += f", {row['findings_set_aside']} finding(s) set aside"
+    line += f"; reason: {row['reason']}"
+    if row.get("decision_reason"):
+        line += f"; {row['status']} by {row['decided_by']}: {row['decision_reason']}"
+    return line
+
+
+def _exceptions_request(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store.exceptions import request_exception
+    from autosec.triage.exceptions import ExceptionRefused, ExceptionRequest
+
+    now = datetime.now(UTC)
+    scope, target = next(
+        (scope, value)
+        for scope, value in (("finding", args.finding), ("cve", args.cve), ("asset", args.asset))
+        if value is not None
+    )
+    request = ExceptionRequest(args.kind, scope, target, args.reason, args.user, _expiry(args, now))
+    with db.connect(_url(args)) as conn:
+        try:
+            row = request_exception(conn, request, now)
+        except ExceptionRefused as exc:
+            conn.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"requested: {_exception_line(row)}")
+    print(f"another person approves it with: autosec exceptions approve {row['id']}")
+    return 0
+
+
+def _exceptions_approve(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store.exceptions import approve_exception
+    from autosec.triage.exceptions import ExceptionRefused
+
+    with db.connect(_url(args)) as conn:
+        try:
+            row = approve_exception(conn, args.exception_id, args.user, datetime.now(UTC))
+        except ExceptionRefused as exc:
+            conn.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"approved: {_exception_line(row)}; {row['findings']} finding(s) set aside now")
+    return 0
+
+
+def _exceptions_list(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store.exceptions import list_exceptions
+
+    with db.connect(_url(args)) as conn:
+        rows = list_exceptions(conn, args.status, args.kind)
+    if args.json:
+        print(_as_json(rows))
+        return 0
+    if not rows:
+        print("no exceptions")
+    for row in rows:
+        print(_exception_line(row))
+    return 0
+
+
+def _exceptions_revoke(args: argparse.Namespace) -> int:
+    from autosec.store import db
+    from autosec.store.exceptions import revoke_exception
+    from autosec.triage.exceptions import ExceptionRefused
+
+    with db.connect(_url(args)) as conn:
+        try:
+            row = revoke_exception(
+                conn, args.exception_id, args.user, args.reason, datetime.now(UTC)
+            )
+        except ExceptionRefused as exc:
+            conn.rollback()
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"revoked: {_exception_line(row)}; {row['findings']} finding(s) open again")
+    return 0
+
+
+def _intel_parser(commands: Any) -> None:
+    intel = commands.add_parser(
+        "intel", help="vulnerability intelligence: OSV advisories, CISA KEV, EPSS"
+    ).add_subparsers(title="intel commands")
+    load = intel.add_parser(
+        "load",
+        help="load feed snapshots from files into the store",
+        description="Load local snapshots by hand (what the intel_feeds DAG does daily): an "
+        "OSV folder, record or all.zip; a KEV catalog (JSON or CSV); an EPSS CSV (or .csv.gz).",
+    )
+    load.add_argument("--osv", type=Path, help="OSV folder, record file or all.zip")
+    load.add_argument(
+        "--osv-name", default="local", help="the OSV feed's name in the store (default: local)"
+    )
+    load.add_argument("--kev", type=Path, help="CISA KEV catalog, JSON or CSV")
+    load.add_argument("--epss", type=Path, help="EPSS scores CSV (optionally gzipped)")
+    load.set_defaults(handler=_intel_load)
+
+
+def _sbom_parser(commands: Any) -> None:
+    sbom = commands.add_parser("sbom", help="software bills of materials").add_subparsers(
+        title="sbom commands"
+    )
+    scan = sbom.add_parser(
+        "scan",
+        help="match one SBOM against the loaded advisories",
+        description="Read a CycloneDX (JSON/XML) or SPDX 2 JSON SBOM and list each vulnerable "
+        "component with its advisory ids and fixed versions. Exit status: 0 nothing vulnerable, "
+        "1 vulnerable components found, 2 the SBOM or the advisories could not be used.",
+    )
+    scan.add_argument("file", type=Path, help="the SBOM file")
+    scan.add_argument("--json", action="store_true", help="print one JSON object")
+    scan.add_argument(
+        "--max-age-days",
+        type=int,
+        default=None,
+        help="flag components released longer ago (default: the policy's freshness.max_age_days)",
+    )
+    _policy_option(scan)
+    scan.set_defaults(handler=_sbom_scan)
+
+
+def _intel_max_age() -> int:
+    from autosec.config.estate import EstateError, load_estate
+    from autosec.intel.config import IntelConfig
+
+    try:
+        return load_estate(get_settings().estate).intel.max_age_days
+    except EstateError:
+        return IntelConfig().max_age_days
+
+
+def _intel_load(args: argparse.Namespace) -> int:
+    from autosec.intel.feeds import staleness_warning
+    from autosec.stages import intel as stage
+    from autosec.store import db
+
+    if not (args.osv or args.kev or args.epss):
+        print("nothing to load: give --osv, --kev and/or --epss", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    max_age = _intel_max_age()
+    outcomes = []
+    with db.connect(_url(args)) as conn:
+        if args.osv:
+            outcomes.append(stage.load_osv_feed(conn, args.osv_name, args.osv, now))
+        if args.kev:
+            outcomes.append(stage.load_kev_feed(conn, args.kev, now))
+        if args.epss:
+            outcomes.append(stage.load_epss_feed(conn, args.epss, now))
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"{outcome.feed}: {outcome.status}: {outcome.error}", file=sys.stderr)
+            continue
+        counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items())
+        print(f"{outcome.feed}: {outcome.status} ({counts}); version {outcome.version}")
+        warning = staleness_warning(outcome.feed, outcome.feed_date, now, max_age)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+def _sbom_scan(args: argparse.Namespace) -> int:
+    from autosec.engines.sbom import parser as sbom
+    from autosec.engines.sbom.read import SbomError, read_sbom_file
+    from autosec.intel.feeds import staleness_warning
+    from autosec.stages import intel as stage
+    from autosec.store import db
+
+    now = datetime.now(UTC)
+    max_age = args.max_age_days
+    if max_age is None:
+        try:
+            max_age = _load_policy(args).policy.freshness.max_age_days
+        except (OSError, ValueError) as exc:
+            print(f"warning: no freshness check (policy not loaded: {exc})", file=sys.stderr)
+    try:
+        document = sbom.document_from_mapping(read_sbom_file(args.file))
+    except SbomError as exc:
+        print(f"cannot read the SBOM: {exc}", file=sys.stderr)
+        return 2
+    with db.connect(_url(args)) as conn:
+        try:
+            lookup = stage.advisory_lookup(conn)
+        except stage.IntelUnavailable as exc:
+            print(f"cannot match: {exc}", file=sys.stderr)
+            return 2
+        (assessment,) = sbom.assess([document], lookup, max_age_days=max_age, today=now.date())
+        feed_date = stage.osv_feed_date(conn)
+    report = sbom.assessment_report(assessment)
+    report["advisories_as_of"] = feed_date.isoformat() if feed_date else None
+    report["max_age_days"] = max_age
+    stale = staleness_warning("osv", feed_date, now, _intel_max_age())
+    report["feed_warning"] = stale
+    if args.json:
+        print(_as_json(report))
+    else:
+        print("\n".join(_sbom_lines(report)))
+    if stale:
+        print(f"warning: {stale}", file=sys.stderr)
+    return 1 if report["vulnerable"] else 0
+
+
+def _sbom_lines(report: dict) -> list[str]:
+    counts = report["counts"]
+    lines = [
+        f"{report['sbom']}: {report['format']} {report['spec_version']}, "
+        f"{counts['components']} components, {counts['vulnerable']} vulnerable "
+        f"({counts['vulnerabilities']} vulnerabilities), {counts['unassessed']} not assessable, "
+        f"{counts['unchecked']} without a usable package URL"
+    ]
+    lines += [f"  note: {w}" for w in report["warnings"]]
+    for entry in report["vulnerable"]:
+        fixed = ", ".join(entry["fixed_versions"]) or "no fixed version named"
+        lines.append(
+            f"VULNERABLE {entry['purl']} [{entry['severity']}] {', '.join(entry['ids'])}; "
+            f"fixed in: {fixed}"
+        )
+    for entry in report["unassessed"]:
+        lines.append(
+            f"UNASSESSED {entry['purl']} {', '.join(entry['ids'])}: {'; '.join(entry['notes'])}"
+        )
+    for entry in report["outdated"]:
+        lines.append(
+            f"OUTDATED {entry['purl'] or entry['name']} {entry['version'] or ''} released "
+            f"{entry['release_date']} ({entry['age_days']} days ago; policy: "
+            f"{report['max_age_days']} days)"
+        )
+    if not report["vulnerable"]:
+        lines.append(f"no vulnerable components (advisories as of {report['advisories_as_of']})")
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

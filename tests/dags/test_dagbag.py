@@ -17,6 +17,8 @@ STAGES = {
     "report",
     "drills",
     "imports",
+    "compliance_packs",
+    "intel_feeds",
 }
 
 

@@ -40,6 +40,7 @@ class EngineScanOperator(BaseOperator):
                 Runner(),
                 runtime.now,
                 run_ref=runtime.run_ref(context),
+                max_component_age_days=runtime.policy().policy.freshness.max_age_days,
             )
         for rejection in outcome.rejected_targets:
             self.log.warning("target rejected before any argv was built: %s", rejection)

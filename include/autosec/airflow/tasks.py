@@ -250,6 +250,18 @@ def import_dropped_reports():
 # --- triage -----------------------------------------------------------------------------------
 
 
+@task
+def sweep_expired_exceptions() -> dict[str, int]:
+    """Expired risk acceptances and false positives: their findings are open again, owners told."""
+    from autosec.stages.triage import sweep_expired_exceptions as sweep
+
+    with runtime.store() as conn:
+        expired = sweep(conn, runtime.now())
+    for row in expired:
+        print(f"exception #{row['id']} ({row['kind']}) expired: {row['findings']} reopened")
+    return {"expired": len(expired), "reopened": sum(r["findings"] for r in expired)}
+
+
 @task(outlets=[assets.FINDINGS])
 def triage_scan_results():
     from autosec.stages.remediate import settle_verifications
@@ -257,10 +269,40 @@ def triage_scan_results():
 
     loaded = runtime.policy()
     with runtime.store() as conn:
-        outcome = triage_runs(conn, loaded.policy.patching.days_by_severity(), runtime.now())
+        outcome = triage_runs(
+            conn,
+            loaded.policy.patching.days_by_severity(),
+            runtime.now(),
+            policy=loaded.policy,
+            assignment_rules=runtime.estate().discovery.rules(),
+        )
         verifications = settle_verifications(conn, runtime.now())
+    for run_id, failed in outcome.rejected_runs.items():
+        print(f"scan run {run_id} rejected, nothing stored: " + "; ".join(failed))
     print(f"triage: {outcome.counts()}; verification requests: {verifications}")
-    yield Metadata(assets.FINDINGS, {**outcome.counts(), "verifications": verifications})
+    yield Metadata(
+        assets.FINDINGS,
+        {
+            **outcome.counts(),
+            "verifications": verifications,
+            "rejected_run_ids": sorted(outcome.rejected_runs),
+        },
+    )
+
+
+@task
+def check_triage_accepted() -> None:
+    """Fail the run, after the accepted runs were published, if a batch was rejected."""
+    from autosec.store.findings import rejected_runs
+
+    context = get_current_context()
+    with runtime.store() as conn:
+        rejected = rejected_runs(conn, context["dag_run"].start_date)
+    if rejected:
+        raise AirflowException(
+            "triage batches rejected (nothing stored for them): "
+            + "; ".join(f"run {r['id']} ({r['engine']}): {r['triage_error']}" for r in rejected)
+        )
 
 
 # --- remediate --------------------------------------------------------------------------------
@@ -333,6 +375,21 @@ def publish_remediation(now_counts: dict[str, int], gated_counts: dict[str, int]
     yield Metadata(assets.REMEDIATION, {"immediate": now_counts, "after_approval": gated_counts})
 
 
+# --- rollups ----------------------------------------------------------------------------------
+
+
+@task
+def refresh_rollups() -> dict[str, object]:
+    """Today's posture rollup (and any missing past day, rebuilt from history) for the autosec
+    pages and the metrics endpoint."""
+    from autosec.stages.rollups import refresh
+
+    with runtime.store() as conn:
+        outcome = refresh(conn, runtime.estate().scan, runtime.now())
+    print(f"rollups: {outcome.counts()}")
+    return outcome.counts()
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -351,6 +408,60 @@ def build_posture_reports():
     for report in built:
         print(f"{report.kind}: {report.uri} sha256={report.sha256}")
     yield Metadata(assets.REPORTS, {"report_ids": [r.report_id for r in built]})
+
+
+@task
+def plan_compliance_packs() -> list[dict[str, Any]]:
+    """The packs this run builds: those due on its logical date, or the one(s) asked for."""
+    from autosec.reporting.framework import cadences
+    from autosec.reporting.period import SCHEDULED, plan_packs
+
+    context = get_current_context()
+    params = context["params"]
+    on = (context.get("logical_date") or runtime.now()).date()
+    try:
+        requests = plan_packs(
+            cadences(),
+            on,
+            params.get("framework") or SCHEDULED,
+            params.get("period_start") or None,
+            params.get("period_end") or None,
+            dry_run=bool(params.get("dry_run")),
+        )
+    except ValueError as exc:
+        raise AirflowException(f"compliance packs: {exc}") from None
+    for request in requests:
+        print(f"due: {request.framework} {request.period.label} dry_run={request.dry_run}")
+    return [r.as_dict() for r in requests]
+
+
+@task(
+    outlets=[assets.REPORTS],
+    map_index_template="{{ request['framework'] }} {{ request['period_start'] }}",
+)
+def build_compliance_pack(request: dict[str, Any]):
+    """Build, write and record one pack (or, in a dry run, build and hash it only)."""
+    from autosec.reporting.period import PackRequest
+    from autosec.stages.report import build_compliance_pack as build
+
+    wanted = PackRequest.from_dict(request)
+    with runtime.store() as conn:
+        built = build(
+            conn,
+            runtime.blob_store(),
+            runtime.policy(),
+            wanted.framework,
+            wanted.period,
+            runtime.now(),
+            scan_config=runtime.estate().scan,
+            dry_run=wanted.dry_run,
+            run_ref=runtime.run_ref(get_current_context()),
+        )
+    for piece in built.pieces:
+        print(f"{piece.kind}: {piece.uri or '(dry run: not written)'} sha256={piece.sha256}")
+    summary = built.summary()
+    yield Metadata(assets.REPORTS, {k: summary[k] for k in ("framework", "pack_id", "report_ids")})
+    return summary
 
 
 @task
@@ -390,3 +501,53 @@ def deliver_notifications() -> dict[str, int]:
                 events.mark_delivered(conn, [e["id"] for e in pending], runtime.now())
                 delivered[route.conn_id] = delivered.get(route.conn_id, 0) + len(pending)
     return delivered
+
+
+# --- intel feeds ------------------------------------------------------------------------------
+
+
+def _update_intel_feed(update) -> dict[str, dict[str, Any]]:
+    """Run one feed update; fail the task only when a failed update leaves the feed stale."""
+    import requests
+
+    estate = runtime.estate()
+    with runtime.store() as conn, requests.Session() as session:
+        result = update(conn, estate.intel, estate.resolve, runtime.now(), session)
+    outcomes = result if isinstance(result, list) else [result]
+    for outcome in outcomes:
+        print(f"{outcome.feed}: {outcome.status} {outcome.counts} version {outcome.version}")
+        if outcome.error:
+            print(f"{outcome.feed}: {outcome.error} (the last loaded snapshot is kept)")
+        if outcome.warning:
+            print(f"WARNING: {outcome.warning}")
+    stale = [o for o in outcomes if o.failed and o.warning]
+    if stale:
+        raise AirflowException(
+            "feed update failed and the stored snapshot is stale: "
+            + "; ".join(f"{o.error} ({o.warning})" for o in stale)
+        )
+    return {
+        o.feed: {"status": o.status, "records": o.counts.get("total", 0), "stale": bool(o.warning)}
+        for o in outcomes
+    }
+
+
+@task
+def update_osv_feeds() -> dict[str, dict[str, Any]]:
+    from autosec.stages.intel import update_osv_feeds as update
+
+    return _update_intel_feed(update)
+
+
+@task
+def update_kev_feed() -> dict[str, dict[str, Any]]:
+    from autosec.stages.intel import update_kev_feed as update
+
+    return _update_intel_feed(update)
+
+
+@task
+def update_epss_feed() -> dict[str, dict[str, Any]]:
+    from autosec.stages.intel import update_epss_feed as update
+
+    return _update_intel_feed(update)

@@ -16,6 +16,7 @@ from autosec.discovery.dns import DnsConfig
 from autosec.domain.cadence import CadencePolicy
 from autosec.domain.models import Environment
 from autosec.domain.targets import validate_target
+from autosec.intel.config import IntelConfig
 from autosec.inventory.backstage import BackstageSourceConfig
 from autosec.inventory.http_cmdb import CmdbSourceConfig
 
@@ -81,6 +82,11 @@ class DiscoveryConfig(_Strict):
         return rules_from_config(self.assignment_rules)
 
 
+# nmap NSE scripts a scan may run: a fixed allowlist of checks that only read what a service
+# offers (handshakes, one HTTP request), never input-built script names.
+NmapScript = Literal["ssl-enum-ciphers", "http-headers", "http-title", "ssh2-enum-algos"]
+
+
 class ScanConfig(_Strict):
     engines: list[str] = ["nmap"]
     batch_size: int = Field(25, ge=1, le=1000)
@@ -98,6 +104,14 @@ class ScanConfig(_Strict):
         default_factory=lambda: [Environment.DEVELOPMENT, Environment.TEST, Environment.STAGING],
         description="where invasive engines may run (elsewhere: assets tagged "
         "'invasive-scans-allowed' only)",
+    )
+    nmap_scripts: list[NmapScript] = Field(
+        default_factory=lambda: ["ssh2-enum-algos"],
+        description="NSE scripts the nmap engine runs. Default: weak SSH algorithms only, the one "
+        "check no other engine makes (one handshake per SSH port). The TLS and HTTP header "
+        "checks belong to the tls and http engines; add ssl-enum-ciphers (dozens of handshakes "
+        "per TLS port, nmap counts it intrusive), http-headers and http-title where those "
+        "engines do not run. Findings of a script are only closed by runs that ran it.",
     )
 
     def cadence_policy(self) -> CadencePolicy:
@@ -135,6 +149,9 @@ DEFAULT_NOTIFY_EVENTS = (
     "verification.settled",
     "ticket.closed",
     "blind_spot.assigned",
+    "exception.expired",
+    "triage.rejected",
+    "intel.feed_stale",
 )
 
 
@@ -152,6 +169,7 @@ class EstateConfig(_Strict):
     scan: ScanConfig = ScanConfig()
     remediation: RemediationConfig = RemediationConfig()
     notifications: list[NotificationRoute] = Field(default_factory=lambda: [NotificationRoute()])
+    intel: IntelConfig = IntelConfig()
     policy: Path
     base_dir: Path = Path()
 

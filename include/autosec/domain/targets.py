@@ -2,12 +2,20 @@
 
 Inventory values are untrusted input: a value such as ``a;rm -rf /``, ``$(id)`` or
 ``--script=x`` must be rejected here, with a reason, and never passed on to an engine.
+
+A filesystem path (a repository checkout or a folder, for the file-reading engines) is told
+apart from a CIDR range by its first characters: it is absolute (``/srv/repos/app``) or
+explicitly relative (``./app``, ``../app``). It is normalised lexically (``/srv/x/../y`` is
+``/srv/y``; ``./a//b/`` is ``./a/b``) without touching the filesystem, so validation stays pure,
+and a relative path keeps its ``./`` so that validating the value again gives the same target.
+The shell characters and whitespace refused everywhere are refused in paths too.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import posixpath
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,6 +26,7 @@ class TargetKind(enum.StrEnum):
     CIDR = "cidr"
     HOSTNAME = "hostname"
     URL = "url"
+    PATH = "path"
 
 
 class InvalidTarget(ValueError):
@@ -37,6 +46,7 @@ class Target:
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAX_CIDR_ADDRESSES = 65536
+_MAX_PATH_LENGTH = 4096  # PATH_MAX on Linux
 
 
 def validate_target(raw: object) -> Target:
@@ -52,6 +62,8 @@ def validate_target(raw: object) -> Target:
         raise InvalidTarget(raw, "contains whitespace, control or shell characters")
     if "://" in value:
         return _validate_url(raw, value)
+    if _is_path(value):
+        return Target(_validate_path(raw, value), TargetKind.PATH)
     try:
         return Target(str(ipaddress.ip_address(value)), TargetKind.IP)
     except ValueError:
@@ -77,6 +89,23 @@ def _validate_hostname(raw: str, value: str) -> str:
     if labels[-1].isdigit():
         raise InvalidTarget(raw, "looks like a malformed IP address")
     return name
+
+
+def _is_path(value: str) -> bool:
+    return value in (".", "..") or value.startswith(("/", "./", "../"))
+
+
+def _validate_path(raw: str, value: str) -> str:
+    if len(value) > _MAX_PATH_LENGTH:
+        raise InvalidTarget(raw, f"path longer than {_MAX_PATH_LENGTH} characters")
+    if any(ord(ch) == 127 or 0x80 <= ord(ch) < 0xA0 for ch in value):
+        raise InvalidTarget(raw, "path contains control characters")
+    normal = posixpath.normpath(value)
+    if value.startswith("/"):
+        return "/" + normal.lstrip("/")  # POSIX keeps a leading "//"; one is enough
+    if normal in (".", "..") or normal.startswith("../"):
+        return normal
+    return "./" + normal
 
 
 def _validate_url(raw: str, value: str) -> Target:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
-from autosec.domain.targets import Target
+from autosec.domain.targets import Target, TargetKind
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,29 @@ class Capability:
 
 @dataclass(frozen=True)
 class ScanScope:
-    """What one run actually looked at: a run only closes findings inside its scope."""
+    """What one run actually looked at: a run only closes findings inside its scope.
+
+    ``rule_ids``, when set, are the only rules the run checked (an engine whose optional
+    checks were off for this run); empty means every rule of the engine.
+    """
 
     targets: tuple[str, ...]
     ports: tuple[int, ...] = ()
+    rule_ids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"targets": list(self.targets), "ports": list(self.ports)}
+        data: dict[str, Any] = {"targets": list(self.targets), "ports": list(self.ports)}
+        if self.rule_ids:
+            data["rule_ids"] = list(self.rule_ids)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanScope:
-        return cls(tuple(data.get("targets", ())), tuple(int(p) for p in data.get("ports", ())))
+        return cls(
+            tuple(data.get("targets", ())),
+            tuple(int(p) for p in data.get("ports", ())),
+            tuple(str(r) for r in data.get("rule_ids", ())),
+        )
 
 
 class EngineError(RuntimeError):
@@ -56,6 +68,11 @@ class Engine(abc.ABC):
     # An invasive engine sends more than a scan's usual probes; the planner runs it only on
     # assets whose environment the scan configuration allows, or that are tagged for it.
     invasive: ClassVar[bool] = False
+    # The kinds of target the engine reads; the scan stage leaves other addresses of an asset
+    # out of its runs (a repository's web URL is nothing a file scanner can read).
+    target_kinds: ClassVar[frozenset[TargetKind]] = frozenset(TargetKind)
+    # At most this many targets in one run (None: no limit); the stage splits larger groups.
+    max_targets_per_run: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def version_command(self) -> list[str]:
@@ -89,5 +106,7 @@ class Engine(abc.ABC):
         A finding outside what the run looked at (another rule, port or host) stays open.
         """
         if rule_id not in self.rule_ids():
+            return False
+        if scope.rule_ids and rule_id not in scope.rule_ids:
             return False
         return not (scope.ports and location.port is not None and location.port not in scope.ports)

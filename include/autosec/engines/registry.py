@@ -46,5 +46,6 @@ def closing_authority(engine_name: str):
     from autosec.engines.importers.registry import get_importer
 
     if engine_name.startswith(IMPORT_PREFIX):
-        return get_importer(engine_name.removeprefix(IMPORT_PREFIX))
+        # import:<format> or import:<format>:<tool> for formats many tools write
+        return get_importer(engine_name.removeprefix(IMPORT_PREFIX).split(":", 1)[0])
     return get_engine(engine_name)

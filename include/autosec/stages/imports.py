@@ -101,10 +101,11 @@ def _import(conn, path, blobs, triage, clock, format_name, asset_id, run_ref, su
             f"{path}: no inventory asset matches target {target!r} ({count} finding"
             f"{'s' if count != 1 else ''} not imported); pass --asset ID"
         )
-    asset_ids = sorted({a for _, a in assignments})
+    # With --asset, an empty report is news too: everything this tool reported there is gone.
+    asset_ids = sorted({a for _, a in assignments} | ({asset_id} if asset_id else set()))
     if not asset_ids:
         return
-    engine = importer.engine_name
+    engine = importer.engine_name_for(head)
     before = import_store.finding_digests(conn, asset_ids, engine)
     data = path.read_bytes()
     targets = sorted({f.target for f, _ in assignments if f.target})

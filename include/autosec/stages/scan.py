@@ -153,9 +153,14 @@ def run_batch(
     runner: Runner,
     clock: Callable[[], datetime],
     run_ref: str | None = None,
+    max_component_age_days: int | None = None,
 ) -> BatchOutcome:
-    """Validate every target, then one recorded engine run per address family."""
-    engine = get_engine(batch.engine)
+    """Validate every target, then one recorded engine run per address family (and per
+    ``max_targets_per_run`` targets, for an engine that limits them).
+
+    ``max_component_age_days`` is the policy's freshness limit, for the sbom engine.
+    """
+    engine = _engine_for_run(conn, batch.engine, clock(), max_component_age_days)
     assets = inventory.load_assets(conn, batch.asset_ids)
     groups: dict[int, list[Target]] = {}
     assets_by_host: dict[str, list[str]] = {}
@@ -167,9 +172,12 @@ def run_batch(
             except InvalidTarget as exc:
                 rejected.append((f"asset:{asset.id}", address, str(exc)))
                 continue
+            if target.kind not in engine.target_kinds:
+                continue  # valid, but nothing this engine reads (a path for nmap, a URL for files)
             owners = assets_by_host.setdefault(host_of(target), [])
-            if not owners:
-                groups.setdefault(_family(target), []).append(target)
+            group = groups.setdefault(_family(target), [])
+            if target not in group:  # each value once; a host's http and https URLs both count
+                group.append(target)
             if asset.id not in owners:
                 owners.append(asset.id)
     if rejected:
@@ -180,21 +188,24 @@ def run_batch(
     if not groups:
         return outcome
     version = _engine_version(engine, runner)
+    size = engine.max_targets_per_run
     for family in sorted(groups):
-        outcome.runs.append(
-            _run_group(
-                conn,
-                engine,
-                groups[family],
-                assets_by_host,
-                config,
-                blobs,
-                runner,
-                clock,
-                run_ref,
-                version,
+        group = groups[family]
+        for start in range(0, len(group), size or len(group)):
+            outcome.runs.append(
+                _run_group(
+                    conn,
+                    engine,
+                    group[start : start + size] if size else group,
+                    assets_by_host,
+                    config,
+                    blobs,
+                    runner,
+                    clock,
+                    run_ref,
+                    version,
+                )
             )
-        )
     return outcome
 
 
@@ -210,7 +221,9 @@ def _run_group(
     run_ref: str | None,
     version: str | None,
 ) -> RunOutcome:
-    options = {"ports": list(config.ports)} if config.ports else {}
+    options: dict = {"ports": list(config.ports)} if config.ports else {}
+    if engine.name == "nmap":
+        options["scripts"] = list(config.nmap_scripts)
     argv = engine.command(targets, options)
     scope = engine.scope(targets, options)
     scanned_ids = sorted({a for t in targets for a in assets_by_host[host_of(t)]})
@@ -272,6 +285,16 @@ def _finish(conn: Connection, outcome: RunOutcome, clock, result) -> None:
             conn, "scan.failed", f"scan_run:{outcome.scan_run_id}", {"error": outcome.error}
         )
     conn.commit()
+
+
+def _engine_for_run(conn: Connection, name: str, now: datetime, max_age_days: int | None):
+    """The registry's engine, or for sbom the engine bound to the store's advisories: an
+    unbound sbom engine would have nothing to match components against."""
+    if name == "sbom":
+        from autosec.stages.intel import bind_sbom_engine
+
+        return bind_sbom_engine(conn, now, max_age_days)
+    return get_engine(name)
 
 
 def _family(target: Target) -> int:

@@ -33,6 +33,13 @@ EVENT_NAMES = frozenset(
         "ticket.commented",
         "ticket.closed",
         "drill.completed",
+        "import.finished",
+        "intel.feed_stale",
+        "exception.requested",
+        "exception.approved",
+        "exception.revoked",
+        "exception.expired",
+        "triage.rejected",
     }
 )
 

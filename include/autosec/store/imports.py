@@ -1,5 +1,6 @@
 """What the import stage needs from the store: which asset a report's target is, and a digest
-of each finding's reported content so a reimport can tell updated from unchanged."""
+of each finding's rating (severity, CVSS, CVE ids, CWE) so a reimport can tell updated from
+unchanged. Titles and descriptions are scanner wording: a reworded finding is unchanged."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ def active_asset_ids(conn: psycopg.Connection, asset_ids: Sequence[str]) -> set[
 def finding_digests(
     conn: psycopg.Connection, asset_ids: Sequence[str], engine: str
 ) -> dict[str, str]:
-    """fingerprint -> digest of what a report says about the finding (not its status)."""
+    """fingerprint -> digest of the finding's rating (not its status, not its wording)."""
     rows = conn.execute(
-        "SELECT fingerprint, md5(concat_ws(E'\\x1f', severity, title, description, cvss_vector, "
-        "cvss_score::text, array_to_string(cve_ids, ','), cwe)) "
+        "SELECT fingerprint, md5(concat_ws(E'\\x1f', severity, cvss_vector, cvss_score::text, "
+        "array_to_string(cve_ids, ','), cwe)) "
         "FROM findings WHERE asset_id = ANY(%s) AND engine = %s",
         (list(asset_ids), engine),
     ).fetchall()

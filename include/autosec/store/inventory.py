@@ -57,6 +57,74 @@ def finish_sync(
     conn.commit()
 
 
+_STAGE_COLUMNS = (
+    "id",
+    "name",
+    "kind",
+    "source",
+    "owner",
+    "environment",
+    "criticality",
+    "addresses",
+    "tags",
+)
+_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS asset_stage (id text PRIMARY KEY, name text NOT NULL, "
+    "kind text NOT NULL, source text NOT NULL, owner text NOT NULL, environment text NOT NULL, "
+    "criticality text NOT NULL, addresses text[] NOT NULL, tags text[] NOT NULL)"
+)
+
+
+_IDENTITY_TEMPLATE = (
+    "jsonb_build_object('name', T.name, 'kind', T.kind, 'owner', T.owner, "
+    "'environment', T.environment, 'criticality', T.criticality, "
+    "'addresses', to_jsonb(ARRAY(SELECT x FROM unnest(T.addresses) x ORDER BY x COLLATE \"C\")), "
+    "'tags', to_jsonb(ARRAY(SELECT x FROM unnest(T.tags) x ORDER BY x COLLATE \"C\")))"
+)
+
+
+def _identity_sql(alias: str) -> str:
+    """The SQL twin of ``Asset.identity()``: arrays sorted by code point, like Python's sort."""
+    return _IDENTITY_TEMPLATE.replace("T.", f"{alias}.")
+
+
+_DIFF_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS asset_diff (id text PRIMARY KEY, change text NOT NULL, "
+    "before jsonb, after jsonb NOT NULL)"
+)
+# Fixed SQL built from the constants above, never from input.
+_DIFF = (
+    "INSERT INTO asset_diff (id, change, before, after) "  # noqa: S608
+    "SELECT id, CASE WHEN is_new THEN 'new' WHEN old_status = 'retired' THEN 'reactivated' "
+    "WHEN before->>'owner' IS DISTINCT FROM after->>'owner' THEN 'owner_changed' "
+    "ELSE 'changed' END, before, after FROM ("
+    "SELECT s.id, a.id IS NULL AS is_new, a.status AS old_status, "
+    f"CASE WHEN a.id IS NULL THEN NULL ELSE {_identity_sql('a')} END AS before, "
+    f"{_identity_sql('s')} AS after "
+    "FROM asset_stage s LEFT JOIN assets a ON a.id = s.id) d "
+    "WHERE is_new OR old_status = 'retired' OR before <> after"
+)
+_UPDATE_CHANGED = (
+    "UPDATE assets a SET name = s.name, kind = s.kind, owner = s.owner, "
+    "environment = s.environment, criticality = s.criticality, addresses = s.addresses, "
+    "tags = s.tags, status = 'active', retired_at = NULL, last_seen = %(now)s, "
+    "last_sync_run_id = %(sync)s FROM asset_stage s, asset_diff d "
+    "WHERE a.id = s.id AND d.id = s.id AND d.change <> 'new'"
+)
+_INSERT_NEW = (
+    "INSERT INTO assets (id, name, kind, source, owner, environment, criticality, addresses, "
+    "tags, status, first_seen, last_seen, last_sync_run_id) "
+    "SELECT s.id, s.name, s.kind, s.source, s.owner, s.environment, s.criticality, s.addresses, "
+    "s.tags, 'active', %(now)s, %(now)s, %(sync)s FROM asset_stage s "
+    "JOIN asset_diff d ON d.id = s.id AND d.change = 'new'"
+)
+_RECORD_CHANGES = (
+    "INSERT INTO asset_changes (asset_id, source, change, before, after, sync_run_id, at) "
+    "SELECT id, %(source)s, change, before, after, %(sync)s, %(now)s FROM asset_diff "
+    "RETURNING asset_id, change"
+)
+
+
 def apply_source_snapshot(
     conn: psycopg.Connection,
     sync_run_id: int,
@@ -67,60 +135,70 @@ def apply_source_snapshot(
 ) -> InventoryChanges:
     """Upsert one source's complete, successful snapshot and retire what it no longer lists.
 
+    Set-based: the snapshot is COPYed into a staging table and compared in SQL, so a sync
+    where 1% changed writes only that 1% (rows and history). An active asset is confirmed by
+    its source's last successful sync (``sync_runs``); ``last_seen`` moves when it changes.
+
     Only call this for a sync that succeeded: a failed source must retire nothing. Assets
     another source owns are left alone and reported as conflicts.
     """
     changes = InventoryChanges()
+    unique = list({a.id: a for a in assets}.values())
     with conn.transaction():
-        existing = {
-            row["id"]: row
-            for row in conn.cursor(row_factory=dict_row).execute(
-                "SELECT * FROM assets WHERE id = ANY(%s) FOR UPDATE", ([a.id for a in assets],)
-            )
-        }
-        for asset in assets:
-            before = existing.get(asset.id)
-            if before is not None and before["source"] != source:
-                changes.conflicts.append((asset.id, before["source"]))
-                continue
-            after = asset.identity()
-            if before is None:
-                _insert_asset(conn, asset, sync_run_id, now)
-                _record_change(conn, asset.id, source, "new", None, after, sync_run_id, now)
-                changes.new.append(asset.id)
-                continue
-            before_identity = _identity_of_row(before)
-            _update_asset(conn, asset, sync_run_id, now)
-            if before["status"] == "retired":
-                _record_change(
-                    conn, asset.id, source, "reactivated", before_identity, after, sync_run_id, now
-                )
-                changes.changed.append(asset.id)
-            elif before_identity != after:
-                kind = "owner_changed" if before_identity["owner"] != after["owner"] else "changed"
-                _record_change(
-                    conn, asset.id, source, kind, before_identity, after, sync_run_id, now
-                )
-                changes.changed.append(asset.id)
-            else:
-                changes.unchanged += 1
+        conn.execute(_STAGE_DDL)
+        conn.execute("TRUNCATE asset_stage")
+        with conn.cursor() as cur:
+            columns = ", ".join(_STAGE_COLUMNS)
+            with cur.copy(f"COPY asset_stage ({columns}) FROM STDIN") as copy:
+                copy.set_types(["text"] * 7 + ["text[]", "text[]"])
+                for a in unique:
+                    copy.write_row(
+                        (
+                            a.id,
+                            a.name,
+                            a.kind.value,
+                            a.source,
+                            a.owner,
+                            a.environment.value,
+                            a.criticality.value,
+                            list(a.addresses),
+                            list(a.tags),
+                        )
+                    )
+        conflicts = conn.execute(
+            "DELETE FROM asset_stage s USING assets a WHERE a.id = s.id AND a.source <> %s "
+            "RETURNING s.id, a.source",
+            (source,),
+        ).fetchall()
+        changes.conflicts = sorted((r[0], r[1]) for r in conflicts)
+        params = {"source": source, "sync": sync_run_id, "now": now}
+        conn.execute(_DIFF_DDL)
+        conn.execute("TRUNCATE asset_diff")
+        conn.execute(_DIFF)
+        conn.execute(_INSERT_NEW, params)
+        conn.execute(_UPDATE_CHANGED, params)
+        recorded = conn.execute(_RECORD_CHANGES, params).fetchall()
+        changes.new = sorted(r[0] for r in recorded if r[1] == "new")
+        changes.changed = sorted(r[0] for r in recorded if r[1] != "new")
+        changes.unchanged = len(unique) - len(conflicts) - len(recorded)
         if sweep:
-            changes.retired = _sweep(conn, source, [a.id for a in assets], sync_run_id, now)
+            changes.retired = _sweep(conn, source, sync_run_id, now)
+        conn.execute("TRUNCATE asset_stage, asset_diff")
     return changes
 
 
-def _sweep(
-    conn: psycopg.Connection, source: str, kept_ids: list[str], sync_run_id: int, now: datetime
-) -> list[str]:
+def _sweep(conn: psycopg.Connection, source: str, sync_run_id: int, now: datetime) -> list[str]:
+    """Retire the source's active assets its snapshot (in asset_stage) no longer lists."""
     rows = conn.execute(
-        "UPDATE assets SET status = 'retired', retired_at = %s, last_sync_run_id = %s "
-        "WHERE source = %s AND status = 'active' AND NOT (id = ANY(%s)) RETURNING id",
-        (now, sync_run_id, source, kept_ids),
+        "WITH gone AS (UPDATE assets a SET status = 'retired', retired_at = %(now)s, "
+        "last_sync_run_id = %(sync)s WHERE a.source = %(source)s AND a.status = 'active' "
+        "AND NOT EXISTS (SELECT 1 FROM asset_stage s WHERE s.id = a.id) RETURNING a.id) "
+        "INSERT INTO asset_changes (asset_id, source, change, before, after, sync_run_id, at) "
+        "SELECT id, %(source)s, 'retired', NULL, NULL, %(sync)s, %(now)s FROM gone "
+        "RETURNING asset_id",
+        {"source": source, "sync": sync_run_id, "now": now},
     ).fetchall()
-    retired = sorted(r[0] for r in rows)
-    for asset_id in retired:
-        _record_change(conn, asset_id, source, "retired", None, None, sync_run_id, now)
-    return retired
+    return sorted(r[0] for r in rows)
 
 
 def _insert_asset(conn: psycopg.Connection, asset: Asset, sync_run_id: int, now: datetime) -> None:

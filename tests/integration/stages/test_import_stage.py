@@ -265,3 +265,48 @@ def test_the_drop_folder_claims_settled_files_once_and_files_them_away(estate, t
     filed = file_away(root, garbage, bad)
     assert filed == root / FAILED / "garbage.json"
     assert "garbage.json" in (root / FAILED / "garbage.json.error").read_text()
+
+
+def sarif_log(path: Path, tool: str, rule_ids: list[str]) -> Path:
+    results = [
+        {
+            "ruleId": rule,
+            "level": "error",
+            "message": {"text": f"{rule} found"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": "src/app.py"},
+                        "region": {"startLine": 10 + i},
+                    }
+                }
+            ],
+        }
+        for i, rule in enumerate(rule_ids)
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "version": "2.1.0",
+                "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+                "runs": [{"tool": {"driver": {"name": tool, "rules": []}}, "results": results}],
+            }
+        )
+    )
+    return path
+
+
+def test_a_sarif_log_closes_only_findings_of_the_tool_that_wrote_it(estate, tmp_path):
+    conn = estate
+    codeql = sarif_log(tmp_path / "codeql.sarif", "CodeQL", ["py/sql-injection", "py/xss"])
+    semgrep = sarif_log(tmp_path / "semgrep.sarif", "Semgrep OSS", ["python.eval"])
+    assert run_import(conn, tmp_path, codeql, asset_id="payments-api").created == 2
+    assert run_import(conn, tmp_path, semgrep, asset_id="payments-api").created == 1
+
+    empty_semgrep = sarif_log(tmp_path / "semgrep-clean.sarif", "Semgrep OSS", [])
+    summary = run_import(conn, tmp_path, empty_semgrep, asset_id="payments-api")
+
+    assert summary.closed == 1
+    assert statuses(conn) == {"py/sql-injection": "open", "py/xss": "open", "python.eval": "fixed"}
+    engines = {r[0] for r in conn.execute("SELECT DISTINCT engine FROM findings").fetchall()}
+    assert engines == {"import:sarif:codeql", "import:sarif:semgrep-oss"}

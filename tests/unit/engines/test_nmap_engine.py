@@ -19,6 +19,7 @@ from autosec.engines.nmap.engine import DEFAULT_PORTS, NmapEngine
 from autosec.engines.nmap.parser import (
     DATABASE_EXPOSED,
     OPEN_PORT,
+    SCRIPT_RULE_IDS,
     VERSION_DISCLOSED,
     NmapIncompleteScan,
 )
@@ -188,7 +189,7 @@ def test_covers_honours_the_scanned_ports() -> None:
 
 
 def test_capabilities_name_every_rule_the_parser_emits() -> None:
-    assert ENGINE.rule_ids() == {OPEN_PORT, VERSION_DISCLOSED, DATABASE_EXPOSED}
+    assert ENGINE.rule_ids() == {OPEN_PORT, VERSION_DISCLOSED, DATABASE_EXPOSED} | SCRIPT_RULE_IDS
     kinds = {kind for c in ENGINE.capabilities for kind in c.asset_kinds}
     assert kinds == {AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE, AssetKind.WEB_APP}
 

@@ -101,6 +101,21 @@ class Importer(abc.ABC):
         """How scan runs, findings and the coverage map name what this importer ingested."""
         return f"{IMPORT_PREFIX}{self.name}"
 
+    def source_tool(self, head: bytes) -> str | None:
+        """For formats many tools write (SARIF): which tool wrote this report, from its start.
+
+        Each tool's reports then close only that tool's findings: a Semgrep log must not
+        close what CodeQL found.
+        """
+        return None
+
+    def engine_name_for(self, head: bytes) -> str:
+        tool = self.source_tool(head)
+        if not tool:
+            return self.engine_name
+        slug = re.sub(r"[^a-z0-9._-]+", "-", tool.strip().lower()).strip("-")[:60]
+        return f"{self.engine_name}:{slug}" if slug else self.engine_name
+
     def covers(self, rule_id: str, location: Location, scope: Any) -> bool:
         """A newer report of the same tool about the same asset speaks for all its findings.
 

@@ -43,6 +43,7 @@ from autosec.engines.importers.base import (
     Importer,
     JsonValues,
     advisory_ids,
+    head_of,
     json_outline,
     severity_from_cvss,
 )
@@ -79,6 +80,14 @@ class SarifImporter(Importer):
             return True
         # ``runs`` first and the version after them, beyond the head: a run's tool driver.
         return "runs.item.tool.driver" in outline.paths
+
+    def source_tool(self, head: bytes) -> str | None:
+        """The first run's tool (``runs[0].tool.driver.name``): SARIF is written by many."""
+        outline = json_outline(head_of(head))
+        if outline is None:
+            return None
+        name = outline.values.get("runs.item.tool.driver.name")
+        return name if isinstance(name, str) else None
 
     def parse(self, stream: BinaryIO, filename: str) -> Iterator[ImportedFinding]:
         collect = ["version", *(f"runs.item.{key}" for key in _RUN_FIELDS)]

@@ -18,6 +18,13 @@ The argv it builds, and why each option is there::
 - ``--``: ends the options. Targets are validated twice (by the scan stage and again here), so
   nothing starting with ``-`` gets this far; the separator is a third wall.
 
+With the ``scripts`` option (the scan configuration's ``nmap_scripts``) the run adds
+``--script NAME,... --script-timeout 180s`` before ``-p``. The names come from a fixed
+allowlist (``parser.SCRIPTS``: ssl-enum-ciphers, http-headers, http-title, ssh2-enum-algos,
+all of which only read what a service offers and need no network beyond the target); a name
+outside it is refused, never passed on. The run's scope lists the rules of the scripts that
+ran, so a run without a script never closes that script's findings.
+
 nmap cannot mix IPv4 and IPv6 targets in one run (IPv6 needs ``-6``, and without it an IPv6
 target is silently skipped), so a batch mixing the two is refused with a clear error.
 """
@@ -41,14 +48,21 @@ DEFAULT_PORTS: tuple[int, ...] = (
 )  # fmt: skip
 DEFAULT_HOST_TIMEOUT_SECONDS = 300
 DEFAULT_VERSION_INTENSITY = 2
-OPTION_KEYS = frozenset({"ports", "host_timeout_seconds", "version_intensity"})
+# ssl-enum-ciphers makes dozens of handshakes per TLS port; a script stopped by its timeout
+# leaves no output, which would read as "nothing weak", so the limit is generous.
+DEFAULT_SCRIPT_TIMEOUT_SECONDS = 180
+OPTION_KEYS = frozenset(
+    {"ports", "host_timeout_seconds", "version_intensity", "scripts", "script_timeout_seconds"}
+)
 
 _KINDS = (AssetKind.HOST, AssetKind.SERVICE, AssetKind.DATABASE, AssetKind.WEB_APP)
 _ADDRESSABLE = (TargetKind.IP, TargetKind.HOSTNAME, TargetKind.URL)
+_SCRIPT_KINDS = (AssetKind.HOST, AssetKind.SERVICE, AssetKind.WEB_APP)
 
 
 class NmapEngine(Engine):
-    """Open ports, version-disclosing banners and reachable databases, from one nmap run."""
+    """Open ports, version-disclosing banners and reachable databases, from one nmap run;
+    with scripts, also weak TLS, missing HTTP security headers and weak SSH algorithms."""
 
     name = "nmap"
     capabilities = (
@@ -57,7 +71,31 @@ class NmapEngine(Engine):
         Capability(
             "database services reachable on the network", (parser.DATABASE_EXPOSED,), _KINDS
         ),
+        # Script checks run only when the scan configuration lists the script, so on their own
+        # they count as partial coverage (LIMITED); the dedicated engines give the full check.
+        Capability(
+            "deprecated SSL/TLS protocol versions",
+            (parser.TLS_WEAK_PROTOCOL,),
+            _SCRIPT_KINDS,
+            limited_on=_SCRIPT_KINDS,
+        ),
+        Capability(
+            "weak cipher suites", (parser.TLS_WEAK_CIPHER,), _SCRIPT_KINDS, limited_on=_SCRIPT_KINDS
+        ),
+        Capability(
+            "missing HTTP security headers",
+            parser.SCRIPT_RULES["http-headers"],
+            (AssetKind.WEB_APP, AssetKind.SERVICE),
+            limited_on=(AssetKind.WEB_APP, AssetKind.SERVICE),
+        ),
+        Capability(
+            "weak SSH algorithms",
+            parser.SCRIPT_RULES["ssh2-enum-algos"],
+            (AssetKind.HOST, AssetKind.SERVICE),
+            limited_on=(AssetKind.HOST, AssetKind.SERVICE),
+        ),
     )
+    target_kinds = frozenset({TargetKind.IP, TargetKind.CIDR, TargetKind.HOSTNAME, TargetKind.URL})
     default_timeout_seconds = 900
 
     def version_command(self) -> list[str]:
@@ -83,6 +121,7 @@ class NmapEngine(Engine):
         """The argv for one run; every target is validated again, every option checked."""
         checked = _revalidate(targets)
         ports, host_timeout, intensity = _options(options)
+        scripts, script_timeout = _script_options(options)
         hosts = _hosts(checked)
         argv = [
             "nmap",
@@ -97,16 +136,23 @@ class NmapEngine(Engine):
             "--host-timeout",
             f"{host_timeout}s",
         ]
+        if scripts:
+            argv += ["--script", ",".join(scripts), "--script-timeout", f"{script_timeout}s"]
         if _family(hosts) == 6:
             argv.append("-6")
         argv += ["-p", ",".join(map(str, _effective_ports(checked, ports))), "-oX", "-", "--"]
         return argv + hosts
 
     def scope(self, targets: Sequence[Target], options: Mapping[str, Any]) -> ScanScope:
-        """What the run looks at: the ports actually passed to nmap, defaults included."""
+        """What the run looks at: the ports actually passed to nmap, defaults included, and
+        the rules it checked (the scripts' rules only when the script ran)."""
         checked = _revalidate(targets)
         ports, _, _ = _options(options)
-        return ScanScope(tuple(t.value for t in checked), _effective_ports(checked, ports))
+        scripts, _ = _script_options(options)
+        rules = {*parser.RULE_IDS, *(r for s in scripts for r in parser.SCRIPT_RULES[s])}
+        return ScanScope(
+            tuple(t.value for t in checked), _effective_ports(checked, ports), tuple(sorted(rules))
+        )
 
     def parse(self, raw: bytes, asset_by_host: Mapping[str, str]) -> list[Observation]:
         """Observations from this engine's XML; ``asset_by_host`` names this run's targets.
@@ -123,6 +169,9 @@ def _revalidate(targets: Sequence[Target]) -> list[Target]:
     checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
     if not checked:
         raise ValueError("nmap needs at least one target")
+    paths = [t.value for t in checked if t.kind is TargetKind.PATH]
+    if paths:
+        raise ValueError(f"nmap scans network addresses, not paths: {', '.join(paths)}")
     return checked
 
 
@@ -143,6 +192,26 @@ def _options(options: Mapping[str, Any]) -> tuple[tuple[int, ...] | None, int, i
         "version_intensity", options.get("version_intensity", DEFAULT_VERSION_INTENSITY), 0, 9
     )
     return ports, host_timeout, intensity
+
+
+def _script_options(options: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
+    """(allowlisted scripts in allowlist order, script timeout); anything else is refused."""
+    value = options.get("scripts", ())
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        raise ValueError(f"nmap option 'scripts' must be a list of script names, got {value!r}")
+    for name in value:
+        if name not in parser.SCRIPT_RULES:
+            raise ValueError(
+                f"nmap option 'scripts': {name!r} is not an allowed script: allowed are "
+                f"{', '.join(parser.SCRIPTS)}"
+            )
+    timeout = _bounded_int(
+        "script_timeout_seconds",
+        options.get("script_timeout_seconds", DEFAULT_SCRIPT_TIMEOUT_SECONDS),
+        1,
+        3600,
+    )
+    return tuple(s for s in parser.SCRIPTS if s in value), timeout
 
 
 def _ports(value: Any) -> tuple[int, ...]:

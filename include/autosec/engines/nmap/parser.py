@@ -1,4 +1,5 @@
-"""Pure parser for nmap XML (``-oX``): open ports, disclosed versions, exposed databases.
+"""Pure parser for nmap XML (``-oX``): open ports, disclosed versions, exposed databases, and
+what the allowlisted NSE scripts saw (weak TLS, missing HTTP security headers, weak SSH).
 
 Streams with defusedxml's ``iterparse`` (entity and external-reference bombs are refused; nmap's
 own bare ``<!DOCTYPE nmaprun>`` is allowed) and clears each ``<host>`` after use, so memory stays
@@ -10,6 +11,24 @@ appears on stderr, a host that hits ``--host-timeout`` is reported with no ports
 the wrong family is "skipped". Read with ``require_complete=True`` (as the engine does), such a
 run raises :class:`NmapIncompleteScan`, so a partial run never closes findings on hosts it did
 not look at.
+
+Script findings sit on the port, like the others (host, port, protocol), one per rule: the
+weak protocols, ciphers, headers or algorithms themselves are evidence, so a port that drops
+TLS 1.0 but keeps TLS 1.1 stays one open finding with new evidence. What counts as weak:
+
+- ``ssl-enum-ciphers``: SSLv2, SSLv3, TLS 1.0 or 1.1 offered (RFC 8996); any cipher suite the
+  script grades below A (anonymous or export key exchange, RC4, 3DES, NULL, weak DH).
+- ``http-headers``: no Strict-Transport-Security on a TLS port; no Content-Security-Policy, no
+  X-Frame-Options (or CSP ``frame-ancestors``), no ``X-Content-Type-Options: nosniff``. A
+  redirect (a ``Location`` header) renders nothing, so only HSTS is asked of it.
+- ``ssh2-enum-algos``: key exchanges RFC 9142 says not to use (group1, group-exchange with
+  SHA-1), DSA host keys, CBC, RC4 (arcfour), 3DES, Blowfish, CAST and "none" ciphers, MD5,
+  96-bit truncated and "none" MACs.
+- ``http-title`` reports nothing on its own: the page title is evidence on the port's findings.
+
+A script that nmap stopped at ``--script-timeout`` leaves no trace in the XML: its port simply
+has no output, which reads as "nothing weak". The engine's script timeout is generous for that
+reason.
 """
 
 from __future__ import annotations
@@ -31,6 +50,31 @@ OPEN_PORT = "nmap.open-port"
 VERSION_DISCLOSED = "nmap.service-version-disclosed"
 DATABASE_EXPOSED = "nmap.database-exposed"
 RULE_IDS = (OPEN_PORT, VERSION_DISCLOSED, DATABASE_EXPOSED)
+
+TLS_WEAK_PROTOCOL = "nmap.tls-deprecated-protocol"
+TLS_WEAK_CIPHER = "nmap.tls-weak-cipher"
+HTTP_NO_HSTS = "nmap.http-missing-hsts"
+HTTP_NO_CSP = "nmap.http-missing-csp"
+HTTP_NO_FRAME_OPTIONS = "nmap.http-missing-x-frame-options"
+HTTP_NO_CONTENT_TYPE_OPTIONS = "nmap.http-missing-x-content-type-options"
+SSH_WEAK_KEX = "nmap.ssh-weak-kex"
+SSH_WEAK_HOSTKEY = "nmap.ssh-weak-host-key"
+SSH_WEAK_CIPHER = "nmap.ssh-weak-cipher"
+SSH_WEAK_MAC = "nmap.ssh-weak-mac"
+# The NSE scripts the engine may run (its allowlist, in argv order) and the rules each feeds.
+SCRIPT_RULES: Mapping[str, tuple[str, ...]] = {
+    "ssl-enum-ciphers": (TLS_WEAK_PROTOCOL, TLS_WEAK_CIPHER),
+    "http-headers": (
+        HTTP_NO_HSTS,
+        HTTP_NO_CSP,
+        HTTP_NO_FRAME_OPTIONS,
+        HTTP_NO_CONTENT_TYPE_OPTIONS,
+    ),
+    "http-title": (),
+    "ssh2-enum-algos": (SSH_WEAK_KEX, SSH_WEAK_HOSTKEY, SSH_WEAK_CIPHER, SSH_WEAK_MAC),
+}
+SCRIPTS = tuple(SCRIPT_RULES)
+SCRIPT_RULE_IDS = frozenset(r for rules in SCRIPT_RULES.values() for r in rules)
 
 # nmap service names (nmap-services / nmap-service-probes) of database servers, with the name
 # used in a title when nmap identified the protocol but not the product.
@@ -99,6 +143,14 @@ class NmapIncompleteScan(NmapParseError):
         self.observations = observations
 
 
+@dataclass(frozen=True)
+class _Script:
+    """One script's result: its text output and its structured tables as plain data."""
+
+    output: str
+    data: Any
+
+
 @dataclass
 class _Port:
     protocol: str
@@ -107,6 +159,7 @@ class _Port:
     reason: str | None
     service: dict[str, str]
     cpes: list[str]
+    scripts: dict[str, _Script] = field(default_factory=dict)
 
 
 @dataclass
@@ -290,6 +343,11 @@ def _host_record(element: Element) -> _Host:
                 cpes=[c.text for c in service.iterfind("cpe") if c.text]
                 if service is not None
                 else [],
+                scripts={
+                    script.get("id", ""): _Script(script.get("output") or "", _table(script))
+                    for script in port.iterfind("script")
+                    if script.get("id") in SCRIPT_RULES
+                },
             )
         )
     for extra in element.iterfind("ports/extraports"):
@@ -303,6 +361,21 @@ def _host_record(element: Element) -> _Host:
         ports=ports,
         answered=answered,
     )
+
+
+def _table(element: Element) -> Any:
+    """NSE structured output as plain data: keyed children make a dict, unkeyed a list."""
+    children = [c for c in element if c.tag in ("table", "elem")]
+    values = [_table(c) if c.tag == "table" else (c.text or "") for c in children]
+    keys = [c.get("key") for c in children]
+    if children and all(k is not None for k in keys):
+        return dict(zip(keys, values, strict=True))
+    if any(k is not None for k in keys):
+        return {
+            k if k is not None else str(i): v
+            for i, (k, v) in enumerate(zip(keys, values, strict=True))
+        }
+    return values
 
 
 def _port_number(value: str | None) -> int:
@@ -397,11 +470,20 @@ def _port_observations(
         "cpe": list(port.cpes),
         "reason": port.reason,
     }
+    title = _http_title(port)
+    if title is not None:
+        evidence["http_title"] = title
     location = Location(host=address, port=port.number, protocol=port.protocol)
     where = f"{port.number}/{port.protocol}"
     shown_name = f"ssl/{name}" if name and service.get("tunnel") == "ssl" else name
 
-    def observation(rule_id: str, title: str, severity: Severity, **extra: Any) -> Observation:
+    def observation(
+        rule_id: str,
+        title: str,
+        severity: Severity,
+        seen: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> Observation:
         return Observation(
             asset_id=asset_id,
             engine=engine_name,
@@ -409,7 +491,7 @@ def _port_observations(
             title=title,
             severity=severity,
             location=location,
-            evidence=dict(evidence),
+            evidence={**evidence, **(seen or {})},
             **extra,
         )
 
@@ -443,6 +525,17 @@ def _port_observations(
                 cwe="CWE-668",
             )
         )
+    for finding in _script_findings(port):
+        found.append(
+            observation(
+                finding.rule_id,
+                finding.title,
+                finding.severity,
+                finding.evidence,
+                description=finding.description,
+                cwe=finding.cwe,
+            )
+        )
     return found
 
 
@@ -460,3 +553,242 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+# ------------------------------------------------------------------------------------ scripts
+
+
+@dataclass(frozen=True)
+class _ScriptFinding:
+    rule_id: str
+    title: str
+    severity: Severity
+    description: str
+    cwe: str
+    evidence: dict[str, Any]
+
+
+_GRADES = "ABCDEF"
+_DEPRECATED_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")
+_CIPHER_SEVERITY = {"B": Severity.LOW, "C": Severity.MEDIUM, "D": Severity.MEDIUM}
+_WEAK_SSH_KEX = re.compile(
+    r"^(diffie-hellman-group1-sha1|diffie-hellman-group-exchange-sha1|gss-group1-sha1-.*|"
+    r"gss-gex-sha1-.*|rsa1024-sha1)$"
+)
+_WEAK_SSH_HOSTKEY = re.compile(r"^(ssh-dss|ssh-dss-cert-v0[01]@openssh\.com|x509v3-ssh-dss)$")
+_BROKEN_SSH_CIPHER = re.compile(r"^(arcfour.*|3des-.*|des|des-.*|blowfish-.*|cast128-.*|none)$")
+_WEAK_SSH_CIPHER = re.compile(r"(-cbc(@.*)?$|^rijndael-cbc@lysator\.liu\.se$)")
+_WEAK_SSH_MAC = re.compile(r"(md5|-96\b|^none$)")
+# http-headers ends a response it read with this line; its absence means there was none.
+_REQUEST_TYPE = re.compile(r"^\(Request type: [A-Z]+\)$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an RFC 9110 token
+_SECURITY_HEADERS = {
+    HTTP_NO_HSTS: "Strict-Transport-Security",
+    HTTP_NO_CSP: "Content-Security-Policy",
+    HTTP_NO_FRAME_OPTIONS: "X-Frame-Options",
+    HTTP_NO_CONTENT_TYPE_OPTIONS: "X-Content-Type-Options",
+}
+_HEADER_ABOUT = {
+    HTTP_NO_HSTS: (
+        "CWE-319",
+        "Without Strict-Transport-Security a browser that once reached this site over HTTPS "
+        "can be downgraded to plain HTTP by anyone on the path (SSL stripping). Send "
+        "Strict-Transport-Security: max-age=31536000 (add includeSubDomains where it fits).",
+    ),
+    HTTP_NO_CSP: (
+        "CWE-693",
+        "Without a Content-Security-Policy any injected script runs with the page's rights: "
+        "the browser has no list of sources to refuse. Send a policy that names where scripts, "
+        "styles and frames may come from.",
+    ),
+    HTTP_NO_FRAME_OPTIONS: (
+        "CWE-1021",
+        "The page may be framed by any site, which lets an attacker overlay it and trick users "
+        "into clicks (clickjacking). Send X-Frame-Options: DENY (or SAMEORIGIN), or a "
+        "Content-Security-Policy with frame-ancestors.",
+    ),
+    HTTP_NO_CONTENT_TYPE_OPTIONS: (
+        "CWE-693",
+        "Without X-Content-Type-Options: nosniff a browser may guess a response's type and run "
+        "an uploaded text file as script. Send X-Content-Type-Options: nosniff.",
+    ),
+}
+_TLS_PROTOCOL_DESCRIPTION = (
+    "The service still negotiates protocol versions that RFC 8996 deprecates (SSL 3.0, TLS 1.0, "
+    "TLS 1.1): they rely on broken constructions (CBC padding oracles, SHA-1/MD5 handshakes) "
+    "and are refused by current browsers and compliance baselines (PCI DSS). Offer TLS 1.2 and "
+    "1.3 only."
+)
+_TLS_CIPHER_DESCRIPTION = (
+    "The service accepts cipher suites nmap's ssl-enum-ciphers grades below A: anonymous or "
+    "export key exchange, RC4, 3DES (SWEET32), NULL encryption or weak Diffie-Hellman groups. "
+    "A client that negotiates one can be impersonated or decrypted. Offer only ECDHE suites "
+    "with AES-GCM or ChaCha20-Poly1305."
+)
+_SSH_ABOUT = {
+    SSH_WEAK_KEX: (
+        "key exchange methods",
+        Severity.MEDIUM,
+        "The SSH server offers key exchange methods RFC 9142 says not to use: the 1024-bit "
+        "Oakley group 2 and SHA-1 based exchanges. Remove them from KexAlgorithms.",
+    ),
+    SSH_WEAK_HOSTKEY: (
+        "host key algorithms",
+        Severity.MEDIUM,
+        "The SSH server signs with DSA host keys (1024-bit, SHA-1), disabled since OpenSSH "
+        "7.0. Remove them from HostKeyAlgorithms and the HostKey files.",
+    ),
+    SSH_WEAK_CIPHER: (
+        "ciphers",
+        Severity.LOW,
+        "The SSH server offers ciphers that are broken (RC4, DES, 3DES, Blowfish, CAST, none) or "
+        "exposed to plaintext recovery (CBC modes). Offer only chacha20-poly1305, AES-GCM and "
+        "AES-CTR in Ciphers.",
+    ),
+    SSH_WEAK_MAC: (
+        "MACs",
+        Severity.LOW,
+        "The SSH server offers MD5 based, 96-bit truncated or no message authentication. Offer "
+        "only the SHA-2 (preferably -etm@openssh.com) MACs.",
+    ),
+}
+_SSH_TABLES = {
+    SSH_WEAK_KEX: ("kex_algorithms", _WEAK_SSH_KEX),
+    SSH_WEAK_HOSTKEY: ("server_host_key_algorithms", _WEAK_SSH_HOSTKEY),
+    SSH_WEAK_CIPHER: ("encryption_algorithms", None),
+    SSH_WEAK_MAC: ("mac_algorithms", _WEAK_SSH_MAC),
+}
+
+
+def _script_findings(port: _Port) -> list[_ScriptFinding]:
+    found: list[_ScriptFinding] = []
+    if "ssl-enum-ciphers" in port.scripts:
+        found.extend(_tls_findings(port.scripts["ssl-enum-ciphers"]))
+    if "http-headers" in port.scripts:
+        found.extend(_header_findings(port.scripts["http-headers"], _is_tls(port)))
+    if "ssh2-enum-algos" in port.scripts:
+        found.extend(_ssh_findings(port.scripts["ssh2-enum-algos"]))
+    return found
+
+
+def _is_tls(port: _Port) -> bool:
+    name = (port.service.get("name") or "").lower()
+    return port.service.get("tunnel") == "ssl" or name in ("https", "https-alt", "ssl/http")
+
+
+def _http_title(port: _Port) -> str | None:
+    script = port.scripts.get("http-title")
+    if script is None or not isinstance(script.data, dict):
+        return None
+    title = script.data.get("title")
+    return title.strip() if isinstance(title, str) and title.strip() else None
+
+
+def _tls_findings(script: _Script) -> list[_ScriptFinding]:
+    data = script.data if isinstance(script.data, dict) else {}
+    protocols = [p for p in data if isinstance(data[p], dict)]
+    found: list[_ScriptFinding] = []
+    deprecated = [p for p in _DEPRECATED_PROTOCOLS if p in protocols]
+    if deprecated:
+        found.append(
+            _ScriptFinding(
+                TLS_WEAK_PROTOCOL,
+                f"Deprecated TLS protocol versions offered: {', '.join(deprecated)}",
+                Severity.HIGH if {"SSLv2", "SSLv3"} & set(deprecated) else Severity.MEDIUM,
+                _TLS_PROTOCOL_DESCRIPTION,
+                "CWE-327",
+                {"weak_protocols": deprecated, "protocols": protocols},
+            )
+        )
+    weak: list[str] = []
+    grades: list[str] = []
+    warnings: list[str] = []
+    for protocol in protocols:
+        ciphers = data[protocol].get("ciphers")
+        for cipher in ciphers if isinstance(ciphers, list) else []:
+            if not isinstance(cipher, dict):
+                continue
+            grade = str(cipher.get("strength", "")).strip().upper()
+            if grade in _GRADES and grade != "A":
+                grades.append(grade)
+                weak.append(f"{protocol} {cipher.get('name', '?')} ({grade})")
+        notes = data[protocol].get("warnings")
+        for note in notes if isinstance(notes, list) else []:
+            if isinstance(note, str) and note not in warnings:
+                warnings.append(note)
+    if weak:
+        least = max(grades, key=_GRADES.index)
+        found.append(
+            _ScriptFinding(
+                TLS_WEAK_CIPHER,
+                f"Weak TLS cipher suites accepted (least strength {least})",
+                _CIPHER_SEVERITY.get(least, Severity.HIGH),
+                _TLS_CIPHER_DESCRIPTION,
+                "CWE-326",
+                {"weak_ciphers": weak, "least_strength": least, "warnings": warnings},
+            )
+        )
+    return found
+
+
+def _header_findings(script: _Script, tls: bool) -> list[_ScriptFinding]:
+    lines = [line.strip() for line in script.output.splitlines()]
+    if not any(_REQUEST_TYPE.match(line) for line in lines):
+        return []  # no response to judge: "ERROR: Header request failed" or foreign output
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep and _HEADER_NAME.match(name):
+            headers.setdefault(name.lower(), value.strip())
+    missing: list[str] = []
+    if tls and "strict-transport-security" not in headers:
+        missing.append(HTTP_NO_HSTS)
+    if "location" not in headers:
+        csp = headers.get("content-security-policy", "")
+        if not csp:
+            missing.append(HTTP_NO_CSP)
+        if "x-frame-options" not in headers and "frame-ancestors" not in csp.lower():
+            missing.append(HTTP_NO_FRAME_OPTIONS)
+        if headers.get("x-content-type-options", "").lower() != "nosniff":
+            missing.append(HTTP_NO_CONTENT_TYPE_OPTIONS)
+    found = []
+    for rule_id in missing:
+        cwe, description = _HEADER_ABOUT[rule_id]
+        found.append(
+            _ScriptFinding(
+                rule_id,
+                f"HTTP response without {_SECURITY_HEADERS[rule_id]}",
+                Severity.LOW,
+                description,
+                cwe,
+                {"response_headers": sorted(headers)},
+            )
+        )
+    return found
+
+
+def _ssh_findings(script: _Script) -> list[_ScriptFinding]:
+    data = script.data if isinstance(script.data, dict) else {}
+    found = []
+    for rule_id, (table, pattern) in _SSH_TABLES.items():
+        offered = [a for a in data.get(table, []) if isinstance(a, str)]
+        if rule_id == SSH_WEAK_CIPHER:
+            weak = [a for a in offered if _BROKEN_SSH_CIPHER.match(a) or _WEAK_SSH_CIPHER.search(a)]
+        else:
+            weak = [a for a in offered if pattern is not None and pattern.search(a)]
+        if not weak:
+            continue
+        label, severity, description = _SSH_ABOUT[rule_id]
+        if rule_id == SSH_WEAK_CIPHER and any(_BROKEN_SSH_CIPHER.match(a) for a in weak):
+            severity = Severity.MEDIUM
+        found.append(
+            _ScriptFinding(
+                rule_id,
+                f"Weak SSH {label} offered: {', '.join(weak)}",
+                severity,
+                description,
+                "CWE-327",
+                {"weak": weak, "offered": offered},
+            )
+        )
+    return found

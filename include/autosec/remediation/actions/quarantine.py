@@ -69,8 +69,8 @@ class QuarantineEndpointMissing(ValueError):
 def quarantine_addresses(value: Any) -> list[str]:
     """The canonical addresses to block, or ValueError naming the value that is refused.
 
-    IPs, CIDR ranges and host names are kept; a URL contributes its host. A hostile or
-    malformed value is refused, never passed on.
+    IPs, CIDR ranges and host names are kept; a URL contributes its host; a path is skipped. A
+    hostile or malformed value is refused, never passed on.
     """
     if value is None or value == "":
         items: list[Any] = []
@@ -88,6 +88,8 @@ def quarantine_addresses(value: Any) -> list[str]:
             target = validate_target(item)
         except InvalidTarget as exc:
             raise ValueError(f"quarantine action: refusing asset address: {exc}") from None
+        if target.kind is TargetKind.PATH:
+            continue  # a folder on disk (a repository checkout) is nothing a firewall can block
         if target.kind is TargetKind.URL:
             target = validate_target(host_of(target))
         addresses.append(target.value)

@@ -1,0 +1,1 @@
+"""The secrets engine: detect-secrets over repository checkouts and folders."""

@@ -1,0 +1,1 @@
+"""The TLS engine (engine.py, running sslyze) and its pure JSON parser (parser.py)."""
