@@ -1,4 +1,7 @@
-"""report: the posture report and the POA&M, after each remediation run and every morning."""
+"""report: the posture report and the POA&M, after each remediation run and every morning.
+
+Compliance packs (FedRAMP, PCI DSS, SOC 2, ISO 27001) have their own DAG, compliance_packs:
+monthly and quarterly on their own schedule, and any pack for any period on demand."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 
 from autosec.airflow.assets import REMEDIATION
 from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
-from autosec.airflow.tasks import build_posture_reports
+from autosec.airflow.tasks import build_posture_reports, refresh_rollups
 
 
 @dag(
@@ -23,6 +26,7 @@ from autosec.airflow.tasks import build_posture_reports
 )
 def report():
     build_posture_reports()
+    refresh_rollups()
 
 
 report()

@@ -6,6 +6,9 @@ earliest due date as the scheduled completion. Column names are those of the Fed
 template's open items worksheet. Pure and deterministic: no clock, no I/O, stable POAM IDs
 derived from the weakness itself so the same weakness keeps its id from one month to the next.
 Cells that a spreadsheet would read as a formula are defused.
+
+Compliance packs pass their framework's controls for the Controls column, findings whose due
+dates the framework set, and group closed items (fixed in the period) the same way.
 """
 
 from __future__ import annotations
@@ -114,10 +117,14 @@ def weakness_key(finding: ReportFinding) -> tuple[str, tuple[str, ...]]:
     return ("cve", cves) if cves else ("rule", (finding.rule_id,))
 
 
-def group_weaknesses(findings: Iterable[ReportFinding]) -> list[Weakness]:
+def group_weaknesses(
+    findings: Iterable[ReportFinding], *, open_only: bool = True
+) -> list[Weakness]:
+    """Findings grouped per vulnerability, most severe and earliest due first. ``open_only``
+    keeps open findings only (the open items); closed items pass their fixed findings."""
     groups: dict[tuple[str, tuple[str, ...]], list[ReportFinding]] = {}
     for finding in findings:
-        if finding.is_open:
+        if finding.is_open or not open_only:
             groups.setdefault(weakness_key(finding), []).append(finding)
     weaknesses = [
         Weakness(key, tuple(sorted(members, key=finding_sort_key)))
@@ -143,7 +150,7 @@ def _earliest(values: Iterable[object]) -> str:
     return dated[0] if dated else ""
 
 
-def poam_row(weakness: Weakness, data: ReportData) -> dict[str, str]:
+def poam_row(weakness: Weakness, data: ReportData, controls: str = CONTROLS) -> dict[str, str]:
     findings = weakness.findings
     lead = weakness.lead
     engines = _unique(f.engine for f in findings)
@@ -165,7 +172,7 @@ def poam_row(weakness: Weakness, data: ReportData) -> dict[str, str]:
     )
     row = {
         "POAM ID": weakness.poam_id,
-        "Controls": CONTROLS,
+        "Controls": controls,
         "Weakness Name": lead.title,
         "Weakness Description": description,
         "Weakness Detector Source": "; ".join(engines),
@@ -207,20 +214,26 @@ def poam_row(weakness: Weakness, data: ReportData) -> dict[str, str]:
     return {column: defuse_cell(row[column]) for column in POAM_COLUMNS}
 
 
-def poam_rows(data: ReportData) -> list[dict[str, str]]:
-    return [poam_row(w, data) for w in group_weaknesses(data.findings)]
+def poam_rows(data: ReportData, controls: str = CONTROLS) -> list[dict[str, str]]:
+    return [poam_row(w, data, controls) for w in group_weaknesses(data.findings)]
 
 
-def render_poam_csv(data: ReportData) -> bytes:
-    """The POA&M open items as UTF-8 CSV (RFC 4180 quoting, CRLF line ends)."""
+def write_poam_csv(rows: Iterable[Mapping[str, str]]) -> bytes:
+    """POA&M rows as UTF-8 CSV (RFC 4180 quoting, CRLF line ends), header first."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=POAM_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(poam_rows(data))
+    writer.writerows(rows)
     return buffer.getvalue().encode("utf-8")
 
 
+def render_poam_csv(data: ReportData, controls: str = CONTROLS) -> bytes:
+    """The POA&M open items as UTF-8 CSV (RFC 4180 quoting, CRLF line ends)."""
+    return write_poam_csv(poam_rows(data, controls))
+
+
 __all__ = [
+    "CONTROLS",
     "POAM_COLUMNS",
     "RISK_RATING",
     "Weakness",
@@ -230,4 +243,5 @@ __all__ = [
     "poam_rows",
     "render_poam_csv",
     "weakness_key",
+    "write_poam_csv",
 ]

@@ -126,6 +126,12 @@ class ReportData:
     coverage_map: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     # per asset: asset_id, kind, owner, engines [{engine, last_success_at, last_status}], overdue
     asset_coverage: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    # per inventory source, as last recorded: day, source, active, with_owner, with_environment,
+    # stale, quarantined, last_success_at, stale_after_days
+    inventory_quality: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    # per day of the period: day, active, with_owner, with_environment, stale, quarantined,
+    # inventoried, open_blind_spots, completeness (0..1; None where nothing was recorded)
+    inventory_trend: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.assets_total < 0 or self.assets_scanned < 0:
@@ -389,6 +395,106 @@ def drill_rows(drills: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: r["name"])
 
 
+# ------------------------------------------------------------------- inventory quality
+
+_QUALITY_COUNTS = ("active", "with_owner", "with_environment", "stale", "quarantined")
+
+
+def _count(value: Any) -> int:
+    return int(value or 0)
+
+
+def _share(part: int, whole: int) -> str:
+    return "n/a" if not whole else f"{100.0 * part / whole:.1f}%"
+
+
+def inventory_quality_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per source and for the whole inventory: shares with an owner and an environment, stale
+    assets, quarantined rows, and when each source last synced successfully."""
+    rows = list(rows)
+    sources = []
+    for r in sorted(rows, key=lambda r: _text(r.get("source"))):
+        active = _count(r.get("active"))
+        sources.append(
+            {
+                "source": _text(r.get("source")),
+                "active": active,
+                "with_owner": _share(_count(r.get("with_owner")), active),
+                "with_environment": _share(_count(r.get("with_environment")), active),
+                "stale": _count(r.get("stale")),
+                "stale_share": _share(_count(r.get("stale")), active),
+                "quarantined": _count(r.get("quarantined")),
+                "last_success_at": format_when(r.get("last_success_at")) or "never",
+                "stale_after_days": _text(r.get("stale_after_days")),
+            }
+        )
+    totals = {k: sum(_count(r.get(k)) for r in rows) for k in _QUALITY_COUNTS}
+    days = sorted(d for d in (_as_date(r.get("day"), "inventory quality day") for r in rows) if d)
+    return {
+        "day": days[-1].isoformat() if days else "",
+        "sources": sources,
+        "overall": {
+            "active": totals["active"],
+            "with_owner": _share(totals["with_owner"], totals["active"]),
+            "with_environment": _share(totals["with_environment"], totals["active"]),
+            "stale": totals["stale"],
+            "stale_share": _share(totals["stale"], totals["active"]),
+            "quarantined": totals["quarantined"],
+        },
+    }
+
+
+def _ratio(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def inventory_trend(
+    days: Iterable[Mapping[str, Any]],
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    width: int = 300,
+    height: int = 40,
+) -> dict[str, Any]:
+    """The daily rows of the period and an inline sparkline of inventory completeness, each
+    point placed by its date (a day with nothing recorded leaves a gap, not a squeeze)."""
+    first = _as_date(start, "period start")
+    last = _as_date(end, "period end")
+    span = max(1, (last - first).days)
+    rows, points = [], []
+    for d in sorted(days, key=lambda d: _as_date(d.get("day"), "trend day")):
+        day = _as_date(d.get("day"), "trend day")
+        ratio = _ratio(d.get("completeness"))
+        active = _count(d.get("active"))
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "completeness": "n/a" if ratio is None else f"{100.0 * ratio:.1f}%",
+                "inventoried": _text(d.get("inventoried")),
+                "open_blind_spots": _text(d.get("open_blind_spots")),
+                "with_owner": _share(_count(d.get("with_owner")), active),
+                "with_environment": _share(_count(d.get("with_environment")), active),
+                "stale": _text(d.get("stale")) if d.get("active") is not None else "",
+            }
+        )
+        if ratio is not None and first <= day <= last:
+            x = round(width * (day - first).days / span, 1)
+            y = round(2 + (1.0 - min(max(ratio, 0.0), 1.0)) * (height - 4), 1)
+            points.append(
+                {"x": x, "y": y, "day": day.isoformat(), "ratio": rows[-1]["completeness"]}
+            )
+    return {
+        "rows": rows,
+        "sparkline": {
+            "width": width,
+            "height": height,
+            "points": " ".join(f"{p['x']},{p['y']}" for p in points),
+            "dots": points,
+            "latest": points[-1]["ratio"] if points else "n/a",
+        },
+    }
+
+
 def severity_chart(summary: PostureSummary, *, bar_max: int = 300) -> dict[str, Any]:
     """Geometry for the inline SVG bar chart of open findings by severity."""
     top = max(summary.open_by_severity.values(), default=0)
@@ -466,6 +572,10 @@ def posture_context(data: ReportData) -> dict[str, Any]:
         "drills": drill_rows(data.drills),
         "coverage_map": coverage_map_rows(data.coverage_map),
         "asset_coverage": asset_coverage_rows(data.asset_coverage),
+        "inventory_quality": inventory_quality_rows(data.inventory_quality),
+        "inventory_trend": inventory_trend(
+            data.inventory_trend, data.period_start, data.period_end
+        ),
     }
 
 
