@@ -48,6 +48,11 @@ def loop(tmp_path_factory, postgres_available):
         for export in estate["discovery"].get("billing", []):
             export["path"] = str(DEMO / export["path"])
         estate["policy"] = str((DEMO / estate["policy"]).resolve())
+        estate["intel"] = {
+            "osv": [{"name": "local", "path": str(DEMO / "intel" / "osv")}],
+            "kev": {"path": str(DEMO / "intel" / "kev.csv")},
+            "epss": {"path": str(DEMO / "intel" / "epss.csv")},
+        }
         estate["discovery"]["tcp_sweep"]["ports"] = ports
         estate["scan"]["ports"] = ports
         estate_file = workdir / "estate.yaml"
@@ -205,10 +210,27 @@ def test_each_approval_request_was_announced_with_a_link(loop) -> None:
         )
 
 
-def test_lifecycle_events_arrive_once_as_a_digest(loop) -> None:
+def test_lifecycle_events_arrive_once_as_a_digest_per_team(loop) -> None:
     digests = [m["text"] for m in loop["second"]["chat"] if m["text"].startswith("autosec: ")]
-    assert len(digests) == 1, digests
+    headers = [d.splitlines()[0] for d in digests]
+    assert len(headers) == len(set(headers)), digests  # one per team, nothing told twice
+    by_team = {h.rpartition(" for team ")[2]: d for h, d in zip(headers, digests, strict=True)}
     shadow_host, shadow_port = loop["endpoints"]["shadow"]
-    assert "blind_spot.found: 2" in digests[0]
-    assert f"{shadow_host}:{shadow_port}" in digests[0]
-    assert "aws:account:210987654321:0" in digests[0]
+    # Each blind spot is told to the team the assignment rules gave it.
+    assert "blind_spot.found: 1" in by_team["team-platform"]
+    assert f"{shadow_host}:{shadow_port}" in by_team["team-platform"]
+    assert "blind_spot.found: 1" in by_team["team-cloud"]
+    assert "aws:account:210987654321:0" in by_team["team-cloud"]
+
+
+def test_the_teams_trivy_report_came_in_through_the_drop_folder(loop) -> None:
+    imported = [f for f in loop["first"]["findings"] if f["engine"] == "import:trivy"]
+    assert {f["rule_id"] for f in imported} == {"CVE-2021-44228", "CVE-2022-42889", "CVE-2022-1471"}
+    assert {f["asset_id"] for f in imported} == {"payments-service"}
+    assert all(f["status"] == "open" and f["evidence_sha256"] for f in imported)
+    drop = loop["log"].parent / "drop"
+    assert (drop / "done" / "payments-service.trivy.json").exists()
+    assert not any((drop / "incoming").iterdir()) and not any((drop / "claimed").iterdir())
+    # pushed again before the second loop: imported again, nothing changed (see above), and
+    # filed under done/ beside the first one
+    assert len(list((drop / "done").glob("payments-service*.json"))) == 2

@@ -1,9 +1,11 @@
 """``make demo``: the whole loop on the demo estate, on real Airflow and PostgreSQL.
 
 It prepares an Airflow home and two databases (Airflow's metadata and autosec's store) on the
-local PostgreSQL, starts the demo services and the ticketing stand-in on loopback, runs the six
-stage DAGs in loop order with ``dag.test()``, approves the pending gate as a named demo
-approver, and prints what the loop found and where the reports are.
+local PostgreSQL, starts the demo services and the ticketing stand-in on loopback, pushes the
+teams' Trivy report to the drop folder, runs the stage DAGs in loop order with ``dag.test()``
+(intelligence feeds, inventory, discovery, scan, report imports, triage, remediate, report),
+approves the pending gates as a named demo approver, and prints what the loop found and where
+the reports are.
 """
 
 from __future__ import annotations
@@ -11,16 +13,29 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags"
-LOOP_ORDER = ("inventory_sync", "discovery", "scan", "triage", "remediate", "report")
+LOOP_ORDER = (
+    "intel_feeds",
+    "inventory_sync",
+    "discovery",
+    "scan",
+    "imports",
+    "triage",
+    "remediate",
+    "report",
+)
+# Reports the demo's teams push to the drop folder before each loop (their CI's Trivy scan).
+DEMO_REPORTS = Path(__file__).with_name("reports")
 DEMO_APPROVER = "secops-lead"
 DEMO_ESTATE = Path(__file__).with_name("estate.yaml")
 # Demo-only UI logins, kept in the demo's own work folder.
@@ -38,6 +53,10 @@ class DemoEnvironment:
     ticketing_token: str
     estate: Path = DEMO_ESTATE
     chat_url: str | None = None
+
+    @property
+    def drop_folder(self) -> Path:
+        return self.workdir / "drop"
 
     @property
     def passwords_file(self) -> Path:
@@ -71,6 +90,7 @@ class DemoEnvironment:
             "AUTOSEC_DATABASE_URL": self.store_url,
             "AUTOSEC_DATA_DIR": (self.workdir / "data").resolve().as_uri(),
             "AUTOSEC_ESTATE": str(self.estate),
+            "AUTOSEC_DROP_FOLDER": str(self.drop_folder),
         } | (
             {
                 "AIRFLOW_CONN_AUTOSEC_NOTIFY": json.dumps(
@@ -155,7 +175,8 @@ def run_loop(
     log_path: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, dict]:
-    """Run the six stages in loop order; the approver clears gates while remediate waits."""
+    """Run the stages in loop order; the approver clears gates while remediate waits."""
+    push_demo_reports(env.drop_folder)
     result_file = env.workdir / "loop-result.json"
     result_file.unlink(missing_ok=True)
     log_path = log_path or env.workdir / "loop.log"
@@ -191,6 +212,22 @@ def run_loop(
     if not result_file.exists():
         raise RuntimeError(f"the loop stopped early (exit {process.returncode}): see {log_path}")
     return json.loads(result_file.read_text())
+
+
+def push_demo_reports(drop_folder: Path) -> list[Path]:
+    """Put the teams' reports into the drop folder, as their CI would (already settled)."""
+    from autosec.stages.imports import INCOMING
+
+    incoming = drop_folder / INCOMING
+    incoming.mkdir(parents=True, exist_ok=True)
+    pushed = []
+    settled = time.time() - 60
+    for report in sorted(DEMO_REPORTS.glob("*.json")):
+        target = incoming / report.name
+        shutil.copyfile(report, target)
+        os.utime(target, (settled, settled))
+        pushed.append(target)
+    return pushed
 
 
 def summary(store_url: str) -> dict:
