@@ -207,9 +207,9 @@ def test_the_plugin_is_loaded_with_its_app_and_nav_view(server: Server) -> None:
     assert "autosec" in plugins, sorted(plugins)
     plugin = plugins["autosec"]
     assert [(a["url_prefix"], a["name"]) for a in plugin["fastapi_apps"]] == [
-        ("/autosec", "autosec approvals")
+        ("/autosec", "autosec")
     ]
-    (view,) = plugin["external_views"]
+    (view,) = [v for v in plugin["external_views"] if v["name"] == "Approvals"]
     assert view["name"] == "Approvals"
     assert view["href"] == "autosec/approvals"
     assert view["url_route"] == "autosec-approvals"

@@ -1,8 +1,9 @@
-"""The autosec Airflow plugin: the Approvals page and its JSON API inside the Airflow UI.
+"""The autosec Airflow plugin: the autosec pages and their JSON API inside the Airflow UI.
 
 Registered by the one-line shim in ``plugins/``. The FastAPI app is served by the api-server
-under ``/autosec`` behind Airflow's own authentication; the external view puts "Approvals" in
-the UI navigation and shows the page in the UI's iframe.
+under ``/autosec`` behind Airflow's own authentication; each external view puts a page in the
+UI navigation and shows it in the UI's iframe: Posture (executives and team leads), Coverage,
+Findings (engineers), Reports (compliance officers) and Approvals (approvers).
 
 Every Airflow process imports plugins (scheduler, workers, triggerer), but only the api-server
 serves the app, so the app and its imports (FastAPI, Jinja2, Airflow's API security) are built
@@ -17,32 +18,48 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/autosec"
+APP_NAME = "autosec"
 
-APPROVALS_VIEW: dict[str, Any] = {
-    "name": "Approvals",
-    # Relative (no leading slash): the UI resolves it against its <base href>, so the page
-    # is found when Airflow is served under a sub-path ([api] base_url) as well.
-    "href": f"{URL_PREFIX.lstrip('/')}/approvals",
-    # Set, so the page is shown inside the Airflow UI (an iframe) at /plugin/autosec-approvals.
-    "url_route": "autosec-approvals",
-    "destination": "nav",
-    # Approvers should not have to hunt for it in the "Plugins" submenu.
-    "nav_top_level": True,
-}
+
+def _view(name: str, slug: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        # Relative (no leading slash): the UI resolves it against its <base href>, so the page
+        # is found when Airflow is served under a sub-path ([api] base_url) as well.
+        "href": f"{URL_PREFIX.lstrip('/')}/{slug}",
+        # Set, so the page is shown inside the Airflow UI (an iframe) at /plugin/autosec-<slug>.
+        "url_route": f"autosec-{slug}",
+        "destination": "nav",
+        # The people each page is for should not have to hunt for it in the "Plugins" submenu.
+        "nav_top_level": True,
+    }
+
+
+POSTURE_VIEW = _view("Posture", "posture")
+COVERAGE_VIEW = _view("Coverage", "coverage")
+FINDINGS_VIEW = _view("Findings", "findings")
+REPORTS_VIEW = _view("Reports", "reports")
+APPROVALS_VIEW = _view("Approvals", "approvals")
 
 
 @cache
 def _fastapi_apps() -> list[dict[str, Any]]:
-    from autosec.airflow.approvals_app import create_app
+    from autosec.airflow.pages_app import create_app
 
-    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "autosec approvals"}]
+    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": APP_NAME}]
 
 
 class AutosecPlugin(AirflowPlugin):
-    """Approvals page (nav item + iframe) and API, served by the Airflow api-server."""
+    """The autosec pages (nav items + iframes) and API, served by the Airflow api-server."""
 
     name = "autosec"
-    external_views: ClassVar[list[dict[str, Any]]] = [APPROVALS_VIEW]
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        POSTURE_VIEW,
+        COVERAGE_VIEW,
+        FINDINGS_VIEW,
+        REPORTS_VIEW,
+        APPROVALS_VIEW,
+    ]
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
