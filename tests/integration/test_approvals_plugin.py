@@ -262,6 +262,9 @@ def test_the_page_lists_pending_first_and_escapes_what_it_shows(server: Server) 
     assert f'<tr data-approval-id="{decided}">' not in html
     assert html.index("notify the owner of web-7") > html.index("Recently decided")
     assert "ciso: approve — owner agreed" in html
+    # the other autosec pages are one click away, relative to the page (sub-path safe)
+    for page in ("posture", "coverage", "findings", "reports"):
+        assert f'<a href="{page}">' in html
 
 
 def test_an_approver_approves_as_the_signed_in_user(server: Server) -> None:
