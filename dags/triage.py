@@ -1,4 +1,5 @@
-"""triage: fingerprint, dedupe, history and due dates for every finished scan run."""
+"""triage: fingerprint, dedupe, enrich, prioritise, date, own and validate every finished scan
+run; expire exceptions first, and fail the run when a batch was rejected."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from airflow.sdk import dag
 
 from autosec.airflow.assets import SCAN_RESULTS
 from autosec.airflow.dag_defaults import DEFAULT_ARGS, START_DATE
-from autosec.airflow.tasks import triage_scan_results
+from autosec.airflow.tasks import (
+    check_triage_accepted,
+    sweep_expired_exceptions,
+    triage_scan_results,
+)
 
 
 @dag(
@@ -20,7 +25,7 @@ from autosec.airflow.tasks import triage_scan_results
     doc_md=__doc__,
 )
 def triage():
-    triage_scan_results()
+    sweep_expired_exceptions() >> triage_scan_results() >> check_triage_accepted()
 
 
 triage()

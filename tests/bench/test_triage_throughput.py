@@ -1,7 +1,8 @@
 """Triage throughput: observations to stored findings, against a raw COPY upsert of the same rows.
 
 The triage path is the one the triage stage runs: ``triage_observations`` (fingerprint, dedupe,
-priority, due date) then ``store.findings.upsert_findings`` (COPY into a staging table, one
+priority, due date), the batch's data contract (``triage.quality.validate_batch``, Great
+Expectations) then ``store.findings.upsert_findings`` (COPY into a staging table, one
 upsert, history rows for status changes only). The baseline, measured in the same run on a twin
 of the ``findings`` table, COPYs the already-triaged rows into a temp table and runs one
 ``INSERT ... ON CONFLICT DO UPDATE``: no triage work, no RETURNING, no history. Batches of the
@@ -39,6 +40,7 @@ from autosec.domain.models import (
 )
 from autosec.store import db, findings, inventory, scans
 from autosec.triage.normalise import TriagedFinding, triage_observations
+from autosec.triage.quality import validate_batch
 
 BATCH = 50_000
 ASSETS = 300
@@ -182,6 +184,7 @@ class PassResult:
     name: str
     rows: int = 0
     triage_s: float = 0.0
+    validate_s: float = 0.0
     upsert_s: float = 0.0
     raw_s: float = 0.0
     new: int = 0
@@ -191,7 +194,7 @@ class PassResult:
 
     @property
     def triage_path_rate(self) -> float:
-        return self.rows / (self.triage_s + self.upsert_s)
+        return self.rows / (self.triage_s + self.validate_s + self.upsert_s)
 
     @property
     def raw_rate(self) -> float:
@@ -284,11 +287,14 @@ def _run_pass(
             t0 = time.perf_counter()
             triaged = triage_observations(batch, assets, days, now)
             t1 = time.perf_counter()
+            assert validate_batch(triaged, days).passed
+            t2 = time.perf_counter()
             counts = findings.upsert_findings(store, triaged, run_id, now)
             store.commit()
-            t2 = time.perf_counter()
+            t3 = time.perf_counter()
             result.triage_s += t1 - t0
-            result.upsert_s += t2 - t1
+            result.validate_s += t2 - t1
+            result.upsert_s += t3 - t2
             result.new += counts.new
             result.reopened += counts.reopened
             result.seen_again += counts.seen_again
@@ -321,6 +327,7 @@ def _report(result: PassResult) -> None:
         f"{result.name}: {result.rows:,} findings\n"
         f"  triage path   {result.triage_path_rate:>9,.0f} findings/s"
         f"  (triage_observations {result.triage_s:.2f} s,"
+        f" validate_batch {result.validate_s:.2f} s,"
         f" upsert_findings {result.upsert_s:.2f} s)\n"
         f"  raw COPY upsert {result.raw_rate:>7,.0f} findings/s  ({result.raw_s:.2f} s)\n"
         f"  ratio triage/raw {result.triage_path_rate / result.raw_rate:.2f}"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 from autosec.domain.due_dates import due_date
 from autosec.domain.models import Asset, AssetKind, Criticality, Environment, Severity
+from autosec.triage.enrich import Enrichment, parse_cvss
 from autosec.triage.priority import prioritise
 
 DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 180, "info": None}
@@ -23,12 +25,23 @@ def _asset(environment: Environment, criticality: Criticality, tags=()) -> Asset
 
 
 def test_priority_depends_on_the_asset_and_exploitation() -> None:
+    """The asset's mission and known exploitation move the SSVC outcome (CISA's table)."""
     prod = _asset(Environment.PRODUCTION, Criticality.HIGH)
     dev = _asset(Environment.DEVELOPMENT, Criticality.LOW)
-    assert prioritise(Severity.HIGH, prod, known_exploited=False).priority == "act"
-    assert prioritise(Severity.HIGH, dev, known_exploited=False).priority == "attend"
-    assert prioritise(Severity.LOW, dev, known_exploited=True).priority == "act"
-    assert prioritise(Severity.LOW, prod, known_exploited=True).priority == "immediate"
-    decision = prioritise(Severity.MEDIUM, dev, known_exploited=False)
-    assert decision.priority == "track*"
-    assert "technical_impact from severity" in decision.inferred
+    exposed_prod = _asset(Environment.PRODUCTION, Criticality.HIGH, ("internet-facing",))
+    worst = Enrichment(cvss=parse_cvss("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"))
+    kev = dataclasses.replace(worst, known_exploited=True)
+
+    assert prioritise(worst, Severity.CRITICAL, prod).priority == "attend"
+    assert prioritise(worst, Severity.CRITICAL, dev).priority == "track"
+    assert prioritise(kev, Severity.CRITICAL, dev).priority == "attend"
+    assert prioritise(kev, Severity.CRITICAL, prod).priority == "act"
+    assert (
+        prioritise(
+            dataclasses.replace(kev, internet_facing=True), Severity.CRITICAL, exposed_prod
+        ).priority
+        == "immediate"
+    )
+    decision = prioritise(Enrichment(), Severity.MEDIUM, dev)
+    assert decision.priority == "track"
+    assert "technical_impact" in decision.inferred

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from autosec.domain.fingerprint import FINGERPRINT_VERSION, fingerprint
 from autosec.domain.models import Location, Observation, Severity
 
@@ -31,7 +33,7 @@ def test_fingerprint_ignores_volatile_text() -> None:
         )
     )
     assert first == reworded
-    assert len(first) == 64 and FINGERPRINT_VERSION == 1
+    assert len(first) == 64 and FINGERPRINT_VERSION == 2
 
 
 def test_fingerprint_changes_with_identity_fields() -> None:
@@ -51,3 +53,32 @@ def test_fingerprint_normalises_case_url_query_and_package_version() -> None:
     pkg_b = _obs(location=Location(purl="pkg:pypi/django@3.2.9"))
     pkg_c = _obs(location=Location(purl="pkg:pypi/flask@3.2.9"))
     assert fingerprint(pkg_a) == fingerprint(pkg_b) != fingerprint(pkg_c)
+
+
+def test_a_leading_dot_is_part_of_a_file_name_not_spelling() -> None:
+    """Version 1 stripped every leading '.', so '.env' and 'env' were one finding."""
+    dotfile = _obs(location=Location(file=".env", line=1))
+    plain = _obs(location=Location(file="env", line=1))
+    relative = _obs(location=Location(file="./.env", line=1))
+    windows = _obs(location=Location(file=".\\.env", line=1))
+    assert fingerprint(dotfile) != fingerprint(plain)
+    assert fingerprint(dotfile) == fingerprint(relative) == fingerprint(windows)
+    assert fingerprint(dotfile, version=1) == fingerprint(plain, version=1)
+
+
+def test_unparsable_urls_and_package_urls_still_have_a_stable_identity() -> None:
+    broken_a = _obs(location=Location(url="http://[::1/login?session=1"))
+    broken_b = _obs(location=Location(url="http://[::1/login?session=2#x"))
+    assert fingerprint(broken_a) == fingerprint(broken_b)
+    assert fingerprint(broken_a) != fingerprint(_obs(location=Location(url="http://[::1/logout")))
+    bad_a = _obs(location=Location(purl="notapurl/thing@1.0"))
+    bad_b = _obs(location=Location(purl="notapurl/thing@2.0?arch=x"))
+    assert fingerprint(bad_a) == fingerprint(bad_b)
+
+
+def test_every_stored_version_can_be_recomputed_and_versions_differ() -> None:
+    observation = _obs()
+    assert fingerprint(observation, version=1) != fingerprint(observation, version=2)
+    assert fingerprint(observation) == fingerprint(observation, version=FINGERPRINT_VERSION)
+    with pytest.raises(ValueError, match="unknown fingerprint version 99"):
+        fingerprint(observation, version=99)
