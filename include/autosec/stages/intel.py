@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,12 +205,13 @@ def _with_warning(
     )
     if outcome.version is None and state is not None:
         outcome.version, outcome.feed_date = state.version, state.feed_date
-    if outcome.warning:
+    subject = f"feed:{outcome.feed}"
+    # a stale feed is worth one word a day, not one per run
+    if outcome.warning and not events.emitted_since(
+        conn, "intel.feed_stale", subject, now - timedelta(days=1)
+    ):
         events.emit(
-            conn,
-            "intel.feed_stale",
-            f"feed:{outcome.feed}",
-            {"warning": outcome.warning, "error": outcome.error},
+            conn, "intel.feed_stale", subject, {"warning": outcome.warning, "error": outcome.error}
         )
         conn.commit()
     return outcome
