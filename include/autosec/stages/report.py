@@ -93,6 +93,8 @@ def gather(
                 cve_ids=tuple(f["cve_ids"]),
                 location=_location_text(f["location"]),
                 evidence_sha256=f["evidence_sha256"],
+                known_exploited=bool(f.get("known_exploited")),
+                kev_due_date=f.get("kev_due_date"),
             )
             for f in rows["findings"]
         ],

@@ -246,3 +246,20 @@ def test_the_latest_result_of_each_drill_is_reported(seeded, policy, tmp_path) -
     assert "<td>approval_expiry</td><td>passed</td>" in section and "old run" not in section
     assert "<td>black_swan</td><td>FAILED</td>" in section
     assert "&lt;b&gt;without&lt;/b&gt;" in section
+
+
+def test_a_known_exploited_weakness_carries_the_bod_22_01_fields(seeded, policy, tmp_path) -> None:
+    conn = seeded
+    kev_due = (T0 + timedelta(days=14)).date()
+    conn.execute(
+        "UPDATE findings SET known_exploited = true, kev_due_date = %s "
+        "WHERE rule_id = 'nmap.test-cve'",
+        (kev_due,),
+    )
+    conn.commit()
+    built = {r.kind: r for r in build_reports(conn, LocalBlobStore(tmp_path), policy, T0)}
+    table = list(csv.DictReader(io.StringIO(_read(built["poam"].uri).decode())))
+    by_name = {r["Weakness Name"]: r for r in table}
+    assert by_name[TITLE]["Binding Operational Directive 22-01 tracking"] == "Yes"
+    assert by_name[TITLE]["Binding Operational Directive 22-01 Due Date"] == kev_due.isoformat()
+    assert by_name["Weak SSH ciphers"]["Binding Operational Directive 22-01 tracking"] == "No"
