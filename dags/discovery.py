@@ -1,5 +1,6 @@
-"""discovery: find what the inventory misses (TCP sweep, DNS, billing exports); each unexplained
-service, name or account is a blind spot."""
+"""discovery: find what the inventory misses (TCP sweep, DNS, billing exports, names seen in the
+certificates and redirects of recent scans); each unexplained service, name or account is a blind
+spot."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from autosec.airflow.tasks import (
     look_up_dns_names,
     publish_discovery,
     read_billing_exports,
+    read_names_seen_by_scans,
     sweep_for_blind_spots,
 )
 
@@ -27,7 +29,9 @@ from autosec.airflow.tasks import (
 )
 def discovery():
     sweep = sweep_for_blind_spots()
-    publish_discovery(sweep, look_up_dns_names(sweep), read_billing_exports())
+    publish_discovery(
+        sweep, look_up_dns_names(sweep), read_billing_exports(), read_names_seen_by_scans()
+    )
 
 
 discovery()

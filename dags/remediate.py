@@ -1,5 +1,6 @@
 """remediate: the policy decides per finding; gated actions wait for a human approval; rejected
-on-the-loop reviews are rolled back."""
+on-the-loop reviews are rolled back. Then SLA breaches are raised (once each) and what happened
+is told as per-team digests."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from autosec.airflow.tasks import (
     follow_up_actions,
     publish_remediation,
     settle_reviews,
+    sweep_sla_breaches,
 )
 
 
@@ -44,7 +46,8 @@ def remediate():
     announce_approval_requests(plan["approval_ids"])
     applied_later = apply_approved_actions(plan["approval_ids"])
     gate >> applied_later
-    publish_remediation(applied_now, applied_later) >> deliver_notifications()
+    published = publish_remediation(applied_now, applied_later)
+    [published, sweep_sla_breaches()] >> deliver_notifications()
 
 
 remediate()

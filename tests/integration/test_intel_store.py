@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -209,8 +209,12 @@ def test_the_demo_snapshots_load_and_a_second_run_is_unchanged(conn) -> None:
     )
     again = stage.update_kev_feed(conn, config, resolve, NOW)
     assert (again.status, again.counts) == ("unchanged", {"total": 1})
+    assert again.warning == kev.warning  # still printed in the task log on every run
     stale = [e["subject"] for e in events.undelivered(conn, ["intel.feed_stale"])]
-    assert stale.count("feed:kev") == 2 and "feed:osv:local" in stale
+    assert stale.count("feed:kev") == 1 and "feed:osv:local" in stale  # but announced once
+    stage.update_kev_feed(conn, config, resolve, NOW + timedelta(days=1, minutes=1))
+    stale = [e["subject"] for e in events.undelivered(conn, ["intel.feed_stale"])]
+    assert stale.count("feed:kev") == 2  # and again the next day
 
 
 def test_an_older_kev_catalog_is_refused(conn, tmp_path: Path) -> None:

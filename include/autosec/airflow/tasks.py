@@ -26,7 +26,12 @@ def sync_inventory_source(source_name: str) -> dict[str, Any]:
     from autosec.stages.inventory_sync import sync_source
 
     estate = runtime.estate()
-    source = next(s for s in estate.inventory if s.name == source_name)
+    source = next((s for s in estate.inventory if s.name == source_name), None)
+    if source is None:
+        raise AirflowException(
+            f"inventory source {source_name!r} is not in the estate file any more "
+            f"(sources: {', '.join(s.name for s in estate.inventory) or 'none'})"
+        )
     context = get_current_context()
     with runtime.store() as conn, runtime.source_access(source) as (path, endpoint, session):
         outcome = sync_source(
@@ -61,6 +66,23 @@ def publish_inventory_changes():
             "sources": {r["source"]: r["status"] for r in runs},
         },
     )
+
+
+@task(trigger_rule="all_done")
+def record_inventory_quality() -> dict[str, int]:
+    """Today's inventory quality figures (owners, environments, stale assets), every source;
+    after failed syncs too, since a source that keeps failing is what makes assets stale."""
+    from autosec.stages.inventory_sync import record_quality
+
+    with runtime.store() as conn:
+        figures = record_quality(conn, runtime.estate().inventory, runtime.now())
+    for f in figures:
+        print(
+            f"{f['source']}: {f['active']} active, {f['with_owner']} with an owner, "
+            f"{f['with_environment']} with an environment, {f['stale']} stale "
+            f"(window {f['stale_after_days']} d), last good sync {f['last_success_at']}"
+        )
+    return {k: sum(f[k] for f in figures) for k in ("active", "with_owner", "stale")}
 
 
 @task
@@ -135,8 +157,28 @@ def read_billing_exports() -> dict:
     return totals
 
 
+@task
+def read_names_seen_by_scans() -> dict:
+    """Names in TLS certificates and HTTP redirects of recent scans that no asset carries."""
+    from autosec.stages.discovery import run_scan_names
+
+    discovery = runtime.estate().discovery
+    with runtime.store() as conn:
+        outcome = run_scan_names(
+            conn,
+            discovery.scan_names,
+            discovery.zones(),
+            runtime.now(),
+            assignment_rules=discovery.rules(),
+        )
+    print(f"scan_names: {outcome.counts()}")
+    for note in outcome.notes:
+        print(note)
+    return outcome.counts()
+
+
 @task(outlets=[assets.DISCOVERY])
-def publish_discovery(sweep: dict, names: dict, billing: dict):
+def publish_discovery(sweep: dict, names: dict, billing: dict, scan_names: dict):
     """Record today's inventory completeness, then hand the counts on."""
     from autosec.store.discovery import snapshot_completeness
 
@@ -144,7 +186,10 @@ def publish_discovery(sweep: dict, names: dict, billing: dict):
         completeness = snapshot_completeness(conn, runtime.now().date())
     print(f"inventory completeness today: {completeness}")
     counts = {k: v for k, v in sweep.items() if k != "open_addresses"}
-    yield Metadata(assets.DISCOVERY, {"tcp_sweep": counts, "dns": names, "billing": billing})
+    yield Metadata(
+        assets.DISCOVERY,
+        {"tcp_sweep": counts, "dns": names, "billing": billing, "scan_names": scan_names},
+    )
 
 
 # --- scan -------------------------------------------------------------------------------------
@@ -485,22 +530,41 @@ def announce_approval_requests(approval_ids: list[int]) -> int:
 
 
 @task
-def deliver_notifications() -> dict[str, int]:
-    """Send what happened since the last delivery as one digest per route, then mark it sent."""
-    from autosec.airflow.notifiers import send_chat_message
-    from autosec.remediation.messages import event_digest
-    from autosec.store import events
+def sweep_sla_breaches() -> dict[str, int]:
+    """Raise ``sla.breached`` once for every open finding newly past its due date."""
+    from autosec.stages.notifications import sweep_sla_breaches as sweep
 
-    delivered: dict[str, int] = {}
-    for route in runtime.estate().notifications:
-        with runtime.store() as conn:
-            pending = events.undelivered(conn, route.events)
-            if not pending:
-                continue
-            if send_chat_message(event_digest(pending, route.max_lines_per_event), route.conn_id):
-                events.mark_delivered(conn, [e["id"] for e in pending], runtime.now())
-                delivered[route.conn_id] = delivered.get(route.conn_id, 0) + len(pending)
-    return delivered
+    with runtime.store() as conn:
+        counts = sweep(conn, runtime.now())
+    print(f"SLA sweep: {counts.breached} new breach(es), {counts.ended} ended")
+    return counts.as_dict()
+
+
+@task(trigger_rule="all_done")
+def deliver_notifications() -> dict[str, Any]:
+    """Route new events into per-team digests and send what is due, within each channel's rate
+    limit; runs whatever the tasks before it did, so failures are told too."""
+    from autosec.airflow.notifiers import channel_configured, deliver_message
+    from autosec.stages.notifications import deliver_notifications as deliver
+
+    with runtime.store() as conn:
+        outcome = deliver(
+            conn,
+            runtime.estate().notifications,
+            deliver_message,
+            runtime.now(),
+            configured=channel_configured,
+        )
+    counts = outcome.counts()
+    print(f"notifications: {counts}")
+    for channel in outcome.unconfigured:
+        print(f"channel {channel} has no Airflow connection: its digests wait")
+    if outcome.failures:
+        raise AirflowException(
+            "notifications not delivered (they stay sealed and are sent again next run): "
+            + "; ".join(outcome.failures)
+        )
+    return counts
 
 
 # --- intel feeds ------------------------------------------------------------------------------

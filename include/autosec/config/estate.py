@@ -11,22 +11,25 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from autosec.config.source_sync import SourceSyncSettings
 from autosec.discovery.billing import BillingConfig
 from autosec.discovery.dns import DnsConfig
+from autosec.discovery.scan_names import ScanNamesConfig
 from autosec.domain.cadence import CadencePolicy
 from autosec.domain.models import Environment
 from autosec.domain.targets import validate_target
 from autosec.intel.config import IntelConfig
 from autosec.inventory.backstage import BackstageSourceConfig
 from autosec.inventory.http_cmdb import CmdbSourceConfig
+from autosec.notifications.routes import NotificationRoute, check_routes
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class InventorySourceConfig(_Strict):
-    """A file source (CSV, JSON or YAML)."""
+class InventorySourceConfig(SourceSyncSettings):
+    """A file source (CSV, JSON or YAML), with its schedule and owner."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: Literal["file"]
@@ -65,6 +68,8 @@ class DiscoveryConfig(_Strict):
     tcp_sweep: TcpSweepConfig | None = None
     dns: DnsConfig | None = None
     billing: list[BillingConfig] = []
+    # Names in TLS certificates and HTTP redirects of recent scans, inside the zones below.
+    scan_names: ScanNamesConfig = ScanNamesConfig()
     # Who owns a new blind spot: {id, owner, range | zone | provider[, account]}, first match wins.
     assignment_rules: list[dict] = []
 
@@ -80,6 +85,14 @@ class DiscoveryConfig(_Strict):
         from autosec.discovery.assignment import rules_from_config
 
         return rules_from_config(self.assignment_rules)
+
+    def zones(self) -> list[str]:
+        """The organisation's DNS zones: DNS discovery's, the assignment rules', the extra ones
+        for names seen by scans. A name outside all of them is somebody else's."""
+        zones = list(self.dns.zones) if self.dns else []
+        zones += [rule.zone.strip().strip(".").lower() for rule in self.rules() if rule.zone]
+        zones += self.scan_names.zones
+        return list(dict.fromkeys(z for z in zones if z))
 
 
 # nmap NSE scripts a scan may run: a fixed allowlist of checks that only read what a service
@@ -134,35 +147,6 @@ class RemediationConfig(_Strict):
     githost_conn_id: str = "autosec_githost"
 
 
-DEFAULT_NOTIFY_EVENTS = (
-    "scan.failed",
-    "finding.black_swan",
-    "approval.expired",
-    "blind_spot.found",
-    "action.rolled_back",
-    "action.rollback_refused",
-    "action.unplannable",
-    "break_glass.opened",
-    "break_glass.closed",
-    "break_glass.used",
-    "break_glass.refused",
-    "verification.settled",
-    "ticket.closed",
-    "blind_spot.assigned",
-    "exception.expired",
-    "triage.rejected",
-    "intel.feed_stale",
-)
-
-
-class NotificationRoute(_Strict):
-    """Which lifecycle events go to which chat webhook connection, as one digest per run."""
-
-    events: list[str] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_EVENTS), min_length=1)
-    conn_id: str = "autosec_notify"
-    max_lines_per_event: int = Field(10, ge=1, le=100)
-
-
 class EstateConfig(_Strict):
     inventory: list[AnySourceConfig]
     discovery: DiscoveryConfig = DiscoveryConfig()
@@ -172,6 +156,11 @@ class EstateConfig(_Strict):
     intel: IntelConfig = IntelConfig()
     policy: Path
     base_dir: Path = Path()
+
+    @field_validator("notifications")
+    @classmethod
+    def _routes_are_consistent(cls, routes: list[NotificationRoute]) -> list[NotificationRoute]:
+        return list(check_routes(routes))
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path).resolve()

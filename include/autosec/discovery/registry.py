@@ -13,6 +13,7 @@ from autosec.domain.registry import load_module, unknown_kind_message
 SOURCES: dict[str, str] = {
     "billing": "autosec.discovery.billing",
     "dns": "autosec.discovery.dns",
+    "scan_names": "autosec.discovery.scan_names",
     "tcp_sweep": "autosec.discovery.tcp_sweep",
 }
 

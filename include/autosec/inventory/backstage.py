@@ -60,8 +60,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from autosec.config.source_sync import SourceSyncSettings
 from autosec.domain.models import Asset, AssetKind, Criticality, Environment
 from autosec.domain.targets import InvalidTarget, validate_target
 from autosec.inventory.file import InventoryBatch, Origin, Reject, SourceError
@@ -135,10 +136,8 @@ _MAX_NAME = 63
 # -------------------------------------------------------------------------------- config
 
 
-class BackstageSourceConfig(BaseModel):
-    """One Backstage catalog inventory source in the estate file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BackstageSourceConfig(SourceSyncSettings):
+    """One Backstage catalog inventory source in the estate file, with its schedule and owner."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: Literal["backstage"]

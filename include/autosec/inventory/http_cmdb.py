@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from autosec.config.source_sync import SourceSyncSettings
 from autosec.domain.models import Asset, AssetKind, Criticality, Environment
 from autosec.domain.targets import InvalidTarget, validate_target
 from autosec.inventory.file import InventoryBatch, Origin, Reject, SourceError
@@ -155,8 +156,8 @@ class FieldMapping(_Strict):
         return self
 
 
-class CmdbSourceConfig(_Strict):
-    """One CMDB inventory source in the estate file."""
+class CmdbSourceConfig(SourceSyncSettings):
+    """One CMDB inventory source in the estate file, with its schedule and owner."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: Literal["http_cmdb"]

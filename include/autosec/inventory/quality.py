@@ -7,12 +7,16 @@ environment and criticality inside the known sets. Rows that break it are quaran
 reason; the rest are accepted.
 
 Great Expectations takes seconds to import, so it is imported inside :func:`validate_batch` only.
+
+The rules behind the daily inventory quality figures are here too (pure): who counts as an owner
+(:func:`has_owner`) and how many of a source's assets are stale (:func:`stale_assets`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from autosec.domain.models import Asset, AssetKind, Criticality, Environment
@@ -161,3 +165,41 @@ def _quarantine(batch: InventoryBatch, index: int, asset: Asset, problems: list[
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+# --------------------------------------------------------------------- quality of the whole
+
+# Owner values that name nobody: an asset "owned" by one of them cannot be assigned findings.
+OWNER_PLACEHOLDERS = (
+    "-", "?", "n/a", "na", "nobody", "none", "null", "tbd", "todo", "unassigned", "unknown",
+    "unowned",
+)  # fmt: skip
+
+
+def has_owner(owner: str | None) -> bool:
+    """Whether ``owner`` names someone: not blank and not a placeholder (case-insensitive)."""
+    text = (owner or "").strip().lower()
+    return bool(text) and text not in OWNER_PLACEHOLDERS
+
+
+def stale_assets(
+    active: int,
+    unconfirmed: int,
+    last_success_at: datetime | None,
+    stale_after_days: int,
+    now: datetime,
+) -> int:
+    """How many of a source's ``active`` assets are stale ``now``.
+
+    All of them when the source has not synced successfully within ``stale_after_days`` (or
+    never has); otherwise those its last good sync did not confirm (``unconfirmed``: not listed
+    while nothing was swept, or kept because their new row was quarantined).
+    """
+    if active < 0 or unconfirmed < 0 or stale_after_days < 1:
+        raise ValueError(
+            f"stale_assets: active={active}, unconfirmed={unconfirmed} must not be negative "
+            f"and stale_after_days={stale_after_days} must be at least 1"
+        )
+    if last_success_at is None or now - last_success_at > timedelta(days=stale_after_days):
+        return active
+    return min(active, unconfirmed)

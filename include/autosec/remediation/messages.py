@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from autosec.notifications.digest import NameCount, Sample, digest_text
+
 
 def approval_request_text(approval: Mapping[str, Any], page_url: str) -> str:
     """Who must decide what, by when, and where: the link opens the Approvals page."""
@@ -27,26 +29,21 @@ def _one_line(value: object) -> str:
 def event_digest(events: Sequence[Mapping[str, Any]], max_lines_per_event: int = 10) -> str:
     """One message for many events: a count per event name and the first few subjects.
 
-    A sweep that raises thousands of events sends one digest, not thousands of messages.
+    A sweep that raises thousands of events sends one digest, not thousands of messages. The
+    delivery runs render from counts in the store (``autosec.notifications.digest``); this is the
+    same text for events already in memory.
     """
     by_name: dict[str, list[Mapping[str, Any]]] = {}
     for event in events:
         by_name.setdefault(event["name"], []).append(event)
-    lines = [f"autosec: {len(events)} event(s)"]
-    for name in sorted(by_name):
-        group = by_name[name]
-        lines.append(f"{name}: {len(group)}")
-        for event in group[:max_lines_per_event]:
-            lines.append(f"  - {_one_line(event['subject'])}{_detail(event.get('payload'))}")
-        if len(group) > max_lines_per_event:
-            lines.append(f"  … and {len(group) - max_lines_per_event} more")
-    return "\n".join(lines)
-
-
-def _detail(payload: object) -> str:
-    if not isinstance(payload, Mapping):
-        return ""
-    for key in ("error", "reason", "summary", "outcome"):
-        if payload.get(key):
-            return f": {_one_line(payload[key])[:200]}"
-    return ""
+    groups = [
+        NameCount(
+            name,
+            len(group),
+            tuple(
+                Sample(e["subject"], e.get("payload") or {}) for e in group[:max_lines_per_event]
+            ),
+        )
+        for name, group in by_name.items()
+    ]
+    return digest_text(None, groups, max_lines_per_event)

@@ -1,14 +1,15 @@
 """discovery: look for what the inventory misses; keep what no inventory asset explains.
 
 Each source records its own blind spots and resolves only its own, and only after a complete
-run: a source that failed or stopped early resolves nothing.
+run: a source that failed or stopped early resolves nothing. Names seen by scans resolve only
+when some TLS or HTTP scan succeeded in their window: no scan, no evidence that a name is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from autosec.config.estate import TcpSweepConfig
 from autosec.discovery import blind_spots as matching
@@ -31,6 +32,8 @@ class DiscoveryOutcome:
     open_addresses: list[str] = field(default_factory=list)
     rejected: int = 0
     complete: bool = True
+    extra_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -39,6 +42,7 @@ class DiscoveryOutcome:
             "new": len(self.new_blind_spot_ids),
             "resolved": self.resolved,
             "rejected": self.rejected,
+            **self.extra_counts,
         }
 
 
@@ -115,6 +119,61 @@ def run_billing(
         assignment_rules=assignment_rules,
     )
     outcome.rejected = rejected
+    return outcome
+
+
+def run_scan_names(
+    conn: Connection,
+    config,
+    zones: Sequence[str],
+    now: datetime,
+    assignment_rules: Sequence[AssignmentRule] = (),
+) -> DiscoveryOutcome:
+    """Names in the certificates and redirects of recent scans that no asset carries, inside
+    the organisation's ``zones`` (see ``autosec.discovery.scan_names``)."""
+    from autosec.discovery import scan_names
+
+    if not config.enabled:
+        return DiscoveryOutcome(
+            scan_names.NAME, 0, 0, [], 0, complete=False, notes=["scan_names: disabled"]
+        )
+    since = now - timedelta(days=config.lookback_days)
+    observed = scan_names.get(store.names_seen_by_scans(conn, since, scan_names.RULES))
+    result = scan_names.match(observed, inventory.load_assets(conn), zones, now=now)
+    rejected = inventory.record_rejections(
+        conn, "discovery", scan_names.NAME, observed.rejections()
+    )
+    runs = store.succeeded_scan_runs(conn, since, scan_names.ENGINES)
+    outcome = _record(
+        conn,
+        scan_names.NAME,
+        len({s.name for s in observed.sightings}),
+        result.blind_spots,
+        now,
+        complete=runs > 0,
+        assignment_rules=assignment_rules,
+    )
+    outcome.rejected = rejected
+    outcome.extra_counts = {
+        "explained": len(result.explained),
+        "out_of_zone": len(result.out_of_zone),
+        "wildcards": observed.wildcards,
+        "addresses": observed.addresses,
+        "scan_runs": runs,
+    }
+    if not zones:
+        outcome.notes.append(
+            "scan_names: no DNS zone of the organisation is configured (discovery.dns.zones, "
+            "zone assignment rules or discovery.scan_names.zones): no name can be judged ours"
+        )
+    if result.out_of_zone:
+        sample = ", ".join(result.out_of_zone[:10])
+        outcome.notes.append(f"scan_names: outside the organisation's zones, not kept: {sample}")
+    if runs == 0:
+        outcome.notes.append(
+            f"scan_names: no tls or http scan succeeded in the last {config.lookback_days} "
+            "days: nothing resolved"
+        )
     return outcome
 
 

@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,11 +207,13 @@ def _with_warning(
         outcome.version, outcome.feed_date = state.version, state.feed_date
     subject = f"feed:{outcome.feed}"
     # a stale feed is worth one word a day, not one per run
-    if outcome.warning and not events.emitted_since(
-        conn, "intel.feed_stale", subject, now - timedelta(days=1)
-    ):
+    day = now.date()
+    if outcome.warning and not events.emitted_on(conn, "intel.feed_stale", subject, day):
         events.emit(
-            conn, "intel.feed_stale", subject, {"warning": outcome.warning, "error": outcome.error}
+            conn,
+            "intel.feed_stale",
+            subject,
+            {"warning": outcome.warning, "error": outcome.error, "day": day.isoformat()},
         )
         conn.commit()
     return outcome

@@ -2,20 +2,30 @@
 
 A source that cannot be read retires nothing. Rows that fail validation are quarantined
 with their file, line and reason, and an asset whose row was quarantined is not retired
-because of it: a typo in the inventory must not make an asset disappear.
+because of it: a typo in the inventory must not make an asset disappear. The quarantined rows
+of a sync, with their reasons, go to the source's owner as one ``inventory.quarantined`` event.
+
+After syncs, :func:`record_quality` writes the day's inventory quality figures (owners,
+environments, stale assets per source) for the posture report.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from autosec.config.estate import AnySourceConfig
+from autosec.config.source_sync import UNSCHEDULED_STALE_DAYS
 from autosec.inventory.registry import get_source
 from autosec.store import events, inventory
+from autosec.store import inventory_quality as quality_store
 from autosec.store.db import Connection
+
+# How many quarantined rows one event lists; all of them are in input_rejections.
+QUARANTINE_EVENT_ROWS = 50
 
 
 @dataclass
@@ -82,7 +92,8 @@ def sync_source(
     # An unidentifiable quarantined row could be any asset: sweep nothing rather than guess.
     sweep = not unidentified
     accepted = list(quality.accepted)
-    still_listed = accepted + _assets_kept(conn, source.name, protected)
+    kept = _assets_kept(conn, source.name, protected)
+    still_listed = accepted + kept
     changes = inventory.apply_source_snapshot(
         conn, sync_run_id, source.name, still_listed, now, sweep=sweep
     )
@@ -92,11 +103,18 @@ def sync_source(
         "quarantined": len(rejects),
         "accepted": len(accepted),
         "warnings": len(warnings),
+        "kept": len(kept),
     }
     inventory.finish_sync(conn, sync_run_id, status, counts)
     if rejects:
         events.emit(
             conn, "input.rejected", source.name, {"sync_run_id": sync_run_id, "rows": len(rejects)}
+        )
+        events.emit(
+            conn,
+            "inventory.quarantined",
+            f"inventory_source:{source.name}",
+            quarantine_report(source, sync_run_id, rejects, quality.failed_expectations),
         )
     conn.commit()
     return SyncOutcome(
@@ -108,6 +126,45 @@ def sync_source(
         quarantined=[f"{r.position}: {r.reason}" for r in rejects],
         failed_expectations=list(quality.failed_expectations),
     )
+
+
+def quarantine_report(
+    source: AnySourceConfig,
+    sync_run_id: int,
+    rejects: Sequence[Any],
+    failed_expectations: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The ``inventory.quarantined`` payload: for the source's owner, the rows and reasons."""
+    owner = getattr(source, "owner", None)
+    rows = [
+        {"position": r.position, "asset_id": getattr(r, "asset_id", None), "reason": r.reason}
+        for r in rejects[:QUARANTINE_EVENT_ROWS]
+    ]
+    return {
+        "source": source.name,
+        "kind": source.kind,
+        "owner": owner,
+        "sync_run_id": sync_run_id,
+        "rows_total": len(rejects),
+        "rows": rows,
+        "failed_expectations": list(failed_expectations),
+        "summary": f"{len(rejects)} row(s) of inventory source {source.name} quarantined "
+        f"(sync run {sync_run_id}; owner {owner or 'not configured'}); first: "
+        f"{rejects[0].reason if rejects else ''}",
+        "rejections_ref": f"sync_run:{sync_run_id}",
+    }
+
+
+def record_quality(
+    conn: Connection, sources: Sequence[AnySourceConfig], now: datetime
+) -> list[dict]:
+    """Write today's inventory quality figures for every source, each with its stale window."""
+    windows = {s.name: s.stale_after for s in sources}
+    figures = quality_store.snapshot_quality(
+        conn, now.date(), now, windows, default_stale_after_days=UNSCHEDULED_STALE_DAYS
+    )
+    conn.commit()
+    return figures
 
 
 def _assets_kept(conn: Connection, source: str, ids: set[str]) -> list:

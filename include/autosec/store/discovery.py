@@ -345,3 +345,46 @@ def _log(
         "reason) VALUES (%s, %s, %s, %s, %s, %s)",
         (spot_id, at, from_lifecycle, to_lifecycle, actor, reason),
     )
+
+
+_NAMES_SEEN = """
+WITH seen AS (
+    SELECT n.name, o.asset_id, o.payload->>'rule_id' AS rule_id, r.engine,
+           r.id AS scan_run_id, r.finished_at, o.payload->'location' AS location
+    FROM scan_runs r
+    JOIN observations o ON o.scan_run_id = r.id
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(o.payload->'evidence'->'names_seen') = 'array'
+             THEN o.payload->'evidence'->'names_seen' ELSE '[]'::jsonb END
+    ) AS n(name)
+    WHERE r.status = 'succeeded' AND r.finished_at >= %(since)s
+      AND o.payload->>'rule_id' = ANY(%(rules)s)
+)
+SELECT DISTINCT ON (name, asset_id, rule_id) name, asset_id, rule_id, engine, scan_run_id,
+       finished_at, location, count(*) OVER (PARTITION BY name, asset_id, rule_id) AS times
+FROM seen
+ORDER BY name, asset_id, rule_id, finished_at DESC, scan_run_id DESC
+"""
+
+
+def names_seen_by_scans(
+    conn: psycopg.Connection, since: datetime, rules: Sequence[str]
+) -> list[dict]:
+    """Every name the observations of these rules listed in ``evidence["names_seen"]``, in
+    succeeded scan runs finished since ``since``: one row per (name, asset, rule) with the
+    latest run that saw it and how many observations did."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(_NAMES_SEEN, {"since": since, "rules": list(rules)})
+        .fetchall()
+    )
+
+
+def succeeded_scan_runs(conn: psycopg.Connection, since: datetime, engines: Sequence[str]) -> int:
+    """How many runs of these engines succeeded since ``since``."""
+    row = conn.execute(
+        "SELECT count(*) FROM scan_runs WHERE status = 'succeeded' AND finished_at >= %s "
+        "AND engine = ANY(%s)",
+        (since, list(engines)),
+    ).fetchone()
+    return int(row[0])

@@ -1,47 +1,18 @@
-"""The lifecycle event log (finding.new, blind_spot.found, approval.requested, ...)."""
+"""The lifecycle event log (finding.new, blind_spot.found, approval.requested, ...).
+
+The names are ``autosec.notifications.events.EVENT_NAMES``; routing them to people is
+``autosec.store.notifications``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-EVENT_NAMES = frozenset(
-    {
-        "scan.failed",
-        "finding.new",
-        "finding.black_swan",
-        "approval.requested",
-        "approval.expired",
-        "sla.breached",
-        "report.ready",
-        "blind_spot.found",
-        "blind_spot.assigned",
-        "blind_spot.dismissed",
-        "blind_spot.adopted",
-        "input.rejected",
-        "action.rolled_back",
-        "action.rollback_refused",
-        "action.unplannable",
-        "break_glass.opened",
-        "break_glass.closed",
-        "break_glass.used",
-        "break_glass.refused",
-        "verification.requested",
-        "verification.settled",
-        "ticket.commented",
-        "ticket.closed",
-        "drill.completed",
-        "import.finished",
-        "intel.feed_stale",
-        "exception.requested",
-        "exception.approved",
-        "exception.revoked",
-        "exception.expired",
-        "triage.rejected",
-    }
-)
+from autosec.notifications.events import EVENT_NAMES
 
 
 def emit(conn: psycopg.Connection, name: str, subject: str, payload: dict | None = None) -> None:
@@ -79,3 +50,14 @@ def mark_delivered(conn: psycopg.Connection, event_ids: Iterable[int], now) -> i
         (now, list(event_ids)),
     ).fetchall()
     return len(rows)
+
+
+def emitted_on(conn: psycopg.Connection, name: str, subject: str, day: date) -> bool:
+    """Whether ``name`` was already raised about ``subject`` for ``day`` (the ``day`` in its
+    payload): for reminders that must not repeat on every run (a stale feed is worth one word
+    a day)."""
+    row = conn.execute(
+        "SELECT 1 FROM events WHERE name = %s AND subject = %s AND payload->>'day' = %s LIMIT 1",
+        (name, subject, day.isoformat()),
+    ).fetchone()
+    return row is not None

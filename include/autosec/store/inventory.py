@@ -20,6 +20,8 @@ class InventoryChanges:
     retired: list[str] = field(default_factory=list)
     unchanged: int = 0
     conflicts: list[tuple[str, str]] = field(default_factory=list)
+    # Active assets of the source its snapshot did not list, kept because nothing was swept.
+    unlisted: int = 0
 
     @property
     def changed_asset_ids(self) -> list[str]:
@@ -33,6 +35,7 @@ class InventoryChanges:
             "retired": len(self.retired),
             "unchanged": self.unchanged,
             "conflicts": len(self.conflicts),
+            "unlisted": self.unlisted,
         }
 
 
@@ -140,11 +143,20 @@ def apply_source_snapshot(
     its source's last successful sync (``sync_runs``); ``last_seen`` moves when it changes.
 
     Only call this for a sync that succeeded: a failed source must retire nothing. Assets
-    another source owns are left alone and reported as conflicts.
+    another source owns are left alone and reported as conflicts. Without ``sweep``, the
+    source's active assets the snapshot does not list are counted (``unlisted``): they are
+    kept, but this sync does not confirm them.
+
+    One snapshot of a source is applied at a time (a transaction-scoped advisory lock): the
+    source's own DAG and the all-sources DAG may sync it at once, and each diff must see the
+    other's result.
     """
     changes = InventoryChanges()
     unique = list({a.id: a for a in assets}.values())
     with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"autosec.inventory_source:{source}",)
+        )
         conn.execute(_STAGE_DDL)
         conn.execute("TRUNCATE asset_stage")
         with conn.cursor() as cur:
@@ -183,6 +195,8 @@ def apply_source_snapshot(
         changes.unchanged = len(unique) - len(conflicts) - len(recorded)
         if sweep:
             changes.retired = _sweep(conn, source, sync_run_id, now)
+        else:
+            changes.unlisted = _count_unlisted(conn, source)
         conn.execute("TRUNCATE asset_stage, asset_diff")
     return changes
 
@@ -199,6 +213,16 @@ def _sweep(conn: psycopg.Connection, source: str, sync_run_id: int, now: datetim
         {"source": source, "sync": sync_run_id, "now": now},
     ).fetchall()
     return sorted(r[0] for r in rows)
+
+
+def _count_unlisted(conn: psycopg.Connection, source: str) -> int:
+    """The source's active assets its snapshot (in asset_stage) does not list."""
+    row = conn.execute(
+        "SELECT count(*) FROM assets a WHERE a.source = %s AND a.status = 'active' "
+        "AND NOT EXISTS (SELECT 1 FROM asset_stage s WHERE s.id = a.id)",
+        (source,),
+    ).fetchone()
+    return int(row[0])
 
 
 def _insert_asset(conn: psycopg.Connection, asset: Asset, sync_run_id: int, now: datetime) -> None:

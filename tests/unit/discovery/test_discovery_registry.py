@@ -36,6 +36,6 @@ def test_unknown_kind_names_the_registered_kinds():
     with pytest.raises(registry.UnknownSource) as info:
         registry.get_source("dns_zone")
     assert (
-        "unknown discovery source kind 'dns_zone': registered kinds are billing, dns, tcp_sweep"
-        in str(info.value)
+        "unknown discovery source kind 'dns_zone': registered kinds are billing, dns, scan_names, "
+        "tcp_sweep" in str(info.value)
     )
