@@ -56,6 +56,7 @@ DEFAULT_NOTIFY_EVENTS = (
     "exception.expired",
     "triage.rejected",
     "intel.feed_stale",
+    "inventory.quarantined",
 )
 
 
