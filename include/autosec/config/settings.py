@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     )
     estate: Path = Field(DEMO_ESTATE, description="the estate file: sources, ranges, engines")
     drop_folder: Path = Field(
-        Path("/tmp/autosec-data/drop"),
+        # not under /tmp: whoever can write the drop folder decides what gets imported
+        default_factory=lambda: Path.home() / ".autosec" / "drop",
         description="reports pushed to <drop_folder>/incoming/ are imported (the imports DAG)",
     )
     requester: str = Field("autosec", description="identity that files approval requests")

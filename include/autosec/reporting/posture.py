@@ -170,15 +170,18 @@ class PostureSummary:
     open_total: int
     overdue: int
     blind_spots: int
+    # open findings nobody owns (no asset owner, no assignment rule): a gap to close, shown
+    unowned_open: int = 0
 
 
 def posture_summary(data: ReportData) -> PostureSummary:
     open_by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
-    overdue = 0
+    overdue = unowned = 0
     for finding in data.findings:
         if finding.is_open:
             open_by_severity[finding.severity] += 1
             overdue += finding.is_overdue(data.as_of)
+            unowned += not (finding.owner or "").strip()
     coverage = (
         round(100.0 * data.assets_scanned / data.assets_total, 1) if data.assets_total else None
     )
@@ -190,6 +193,7 @@ def posture_summary(data: ReportData) -> PostureSummary:
         open_total=sum(open_by_severity.values()),
         overdue=overdue,
         blind_spots=len(data.blind_spots),
+        unowned_open=unowned,
     )
 
 

@@ -84,9 +84,23 @@ def test_headline_figures(data: ReportData) -> None:
         "open_info": "1",
         "overdue": "2",  # the critical due 2026-03-20 and the reopened low due 2026-01-10
         "blind_spots": "2",
+        "unowned_open": "0",
     }
     summary = posture_summary(data)
     assert summary.overdue == 2 and summary.coverage_percent == 66.7
+
+
+def test_open_findings_nobody_owns_are_counted_not_hidden(data: ReportData) -> None:
+    findings = list(data.findings)
+    open_ones = [i for i, f in enumerate(findings) if f.is_open]
+    closed = [i for i, f in enumerate(findings) if not f.is_open]
+    findings[open_ones[0]] = replace(findings[open_ones[0]], owner=None)
+    findings[open_ones[1]] = replace(findings[open_ones[1]], owner="  ")
+    if closed:
+        findings[closed[0]] = replace(findings[closed[0]], owner=None)  # fixed: not a gap
+    unowned = replace(data, findings=findings)
+    assert posture_summary(unowned).unowned_open == 2
+    assert parse(render_posture_html(unowned)).figures["unowned_open"] == "2"
 
 
 def test_overdue_is_measured_against_the_report_date_not_today(
