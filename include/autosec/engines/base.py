@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
-from autosec.domain.targets import Target, TargetKind
+from autosec.domain.targets import InvalidTarget, Target, TargetKind, validate_target
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,29 @@ class Engine(abc.ABC):
         if scope.rule_ids and rule_id not in scope.rule_ids:
             return False
         return not (scope.ports and location.port is not None and location.port not in scope.ports)
+
+
+def revalidate(targets: Sequence[Target], engine: str) -> list[Target]:
+    """Validate targets again right before an argv is built from them.
+
+    ``command()`` is the last wall before a process starts, so it never trusts that its
+    caller validated: a bare string, an empty list or a hostile value is refused here.
+    """
+    if isinstance(targets, str | bytes):
+        raise ValueError(f"{engine} targets must be a list of targets, not one string: {targets!r}")
+    checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
+    if not checked:
+        raise ValueError(f"{engine} needs at least one target")
+    return checked
+
+
+def valid_targets(addresses: Sequence[str]) -> list[Target]:
+    """The addresses of an asset that are valid targets; the others are left out (the scan
+    stage records them as rejected input)."""
+    targets = []
+    for address in addresses:
+        try:
+            targets.append(validate_target(address))
+        except InvalidTarget:
+            continue
+    return targets

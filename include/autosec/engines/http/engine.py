@@ -28,8 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
-from autosec.domain.targets import InvalidTarget, Target, TargetKind, validate_target
-from autosec.engines.base import Capability, Engine, ScanScope
+from autosec.domain.targets import Target, TargetKind
+from autosec.engines.base import Capability, Engine, ScanScope, revalidate, valid_targets
 from autosec.engines.http import parser
 from autosec.engines.http.probe import (
     DEFAULT_MAX_BODY_BYTES,
@@ -70,21 +70,14 @@ class HttpEngine(Engine):
 
     def accepts(self, asset: Asset) -> bool:
         """A web app or service with at least one valid http(s) URL address."""
-        if asset.kind not in _KINDS:
-            return False
-        for address in asset.addresses:
-            try:
-                target = validate_target(address)
-            except InvalidTarget:
-                continue
-            if target.kind is TargetKind.URL:
-                return True
-        return False
+        return asset.kind in _KINDS and any(
+            t.kind is TargetKind.URL for t in valid_targets(asset.addresses)
+        )
 
     def command(self, targets: Sequence[Target], options: Mapping[str, Any]) -> list[str]:
         """The argv for one run; every target is validated again, every option checked."""
         timeout, max_body = _options(options)
-        urls = _urls(_revalidate(targets))
+        urls = _urls(revalidate(targets, "http"))
         return [
             sys.executable,
             "-I",
@@ -101,7 +94,7 @@ class HttpEngine(Engine):
     def scope(self, targets: Sequence[Target], options: Mapping[str, Any]) -> ScanScope:
         """The URLs the run probes, and their ports."""
         _options(options)
-        urls = _urls(_revalidate(targets))
+        urls = _urls(revalidate(targets, "http"))
         ports = sorted({_location_port(url) for url in urls})
         return ScanScope(tuple(urls), tuple(ports))
 
@@ -120,15 +113,6 @@ class HttpEngine(Engine):
         probed, so the run is recorded as failed and closes nothing.
         """
         return parser.parse_probe_output(raw, asset_by_host, self.name, require_complete=True)
-
-
-def _revalidate(targets: Sequence[Target]) -> list[Target]:
-    if isinstance(targets, str | bytes):
-        raise ValueError(f"http targets must be a list of targets, not one string: {targets!r}")
-    checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
-    if not checked:
-        raise ValueError("http needs at least one target")
-    return checked
 
 
 def _urls(targets: Sequence[Target]) -> list[str]:

@@ -37,8 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Observation
-from autosec.domain.targets import InvalidTarget, Target, TargetKind, host_of, validate_target
-from autosec.engines.base import Capability, Engine, ScanScope
+from autosec.domain.targets import Target, TargetKind, host_of
+from autosec.engines.base import Capability, Engine, ScanScope, revalidate, valid_targets
 from autosec.engines.nmap import parser
 
 DEFAULT_PORTS: tuple[int, ...] = (
@@ -106,16 +106,9 @@ class NmapEngine(Engine):
 
     def accepts(self, asset: Asset) -> bool:
         """A host-like asset with at least one address nmap can reach (IP, hostname, URL host)."""
-        if asset.kind not in _KINDS:
-            return False
-        for address in asset.addresses:
-            try:
-                target = validate_target(address)
-            except InvalidTarget:
-                continue
-            if target.kind in _ADDRESSABLE:
-                return True
-        return False
+        return asset.kind in _KINDS and any(
+            t.kind in _ADDRESSABLE for t in valid_targets(asset.addresses)
+        )
 
     def command(self, targets: Sequence[Target], options: Mapping[str, Any]) -> list[str]:
         """The argv for one run; every target is validated again, every option checked."""
@@ -164,11 +157,7 @@ class NmapEngine(Engine):
 
 
 def _revalidate(targets: Sequence[Target]) -> list[Target]:
-    if isinstance(targets, str | bytes):
-        raise ValueError(f"nmap targets must be a list of targets, not one string: {targets!r}")
-    checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
-    if not checked:
-        raise ValueError("nmap needs at least one target")
+    checked = revalidate(targets, "nmap")
     paths = [t.value for t in checked if t.kind is TargetKind.PATH]
     if paths:
         raise ValueError(f"nmap scans network addresses, not paths: {', '.join(paths)}")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
 from autosec.domain.targets import InvalidTarget, Target, TargetKind, validate_target
-from autosec.engines.base import Capability, Engine, ScanScope
+from autosec.engines.base import Capability, Engine, ScanScope, revalidate, valid_targets
 from autosec.engines.tls import parser
 
 SCAN_COMMANDS = (
@@ -79,21 +79,14 @@ class TlsEngine(Engine):
 
     def accepts(self, asset: Asset) -> bool:
         """A web app or service with at least one valid ``https://`` address."""
-        if asset.kind not in _KINDS:
-            return False
-        for address in asset.addresses:
-            try:
-                target = validate_target(address)
-            except InvalidTarget:
-                continue
-            if _endpoint(target) is not None:
-                return True
-        return False
+        return asset.kind in _KINDS and any(
+            _endpoint(t) is not None for t in valid_targets(asset.addresses)
+        )
 
     def command(self, targets: Sequence[Target], options: Mapping[str, Any]) -> list[str]:
         """The argv for one run; every target is validated again, every option checked."""
         _check_options(options)
-        endpoints = _endpoints(_revalidate(targets))
+        endpoints = _endpoints(revalidate(targets, "tls"))
         return [
             sys.executable,
             "-I",
@@ -109,7 +102,7 @@ class TlsEngine(Engine):
     def scope(self, targets: Sequence[Target], options: Mapping[str, Any]) -> ScanScope:
         """The https URLs the run scans, and their ports."""
         _check_options(options)
-        checked = _revalidate(targets)
+        checked = revalidate(targets, "tls")
         ports = sorted({port for _, port in _endpoints(checked)})
         urls = (t.value for t in checked if _endpoint(t) is not None)
         return ScanScope(tuple(dict.fromkeys(urls)), tuple(ports))
@@ -143,15 +136,6 @@ class TlsEngine(Engine):
             expiry_warning_days=self.expiry_warning_days,
             require_complete=True,
         )
-
-
-def _revalidate(targets: Sequence[Target]) -> list[Target]:
-    if isinstance(targets, str | bytes):
-        raise ValueError(f"tls targets must be a list of targets, not one string: {targets!r}")
-    checked = [validate_target(t.value if isinstance(t, Target) else t) for t in targets]
-    if not checked:
-        raise ValueError("tls needs at least one target")
-    return checked
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
