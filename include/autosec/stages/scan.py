@@ -224,9 +224,19 @@ def _run_group(
     options: dict = {"ports": list(config.ports)} if config.ports else {}
     if engine.name == "nmap":
         options["scripts"] = list(config.nmap_scripts)
-    argv = engine.command(targets, options)
-    scope = engine.scope(targets, options)
     scanned_ids = sorted({a for t in targets for a in assets_by_host[host_of(t)]})
+    try:
+        argv = engine.command(targets, options)
+        scope = engine.scope(targets, options)
+    except ValueError as exc:
+        # The engine refused to build its argv (a target or option it will not take): a
+        # recorded failed run for these assets, closing nothing, never an unrecorded crash.
+        scan_run_id = scans.start_scan_run(
+            conn, engine.name, scanned_ids, {}, None, clock(), run_ref, version
+        )
+        outcome = RunOutcome(scan_run_id, "failed", error=f"no command could be built: {exc}")
+        _finish(conn, outcome, clock, None)
+        return outcome
     scan_run_id = scans.start_scan_run(
         conn, engine.name, scanned_ids, scope.as_dict(), argv, clock(), run_ref, version
     )

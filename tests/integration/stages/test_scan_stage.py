@@ -408,3 +408,32 @@ def test_assets_that_share_an_address_are_scanned_once_and_both_get_findings(con
         "SELECT asset_ids FROM scan_runs WHERE id = %s", (outcome.scan_run_id,)
     ).fetchone()[0]
     assert sorted(scanned) == ["box", "box-web"]
+
+
+def test_an_engine_that_refuses_to_build_its_command_is_a_recorded_failed_run(
+    conn, tmp_path, monkeypatch
+) -> None:
+    from autosec.engines.nmap.engine import NmapEngine
+
+    seed(conn, host("web", "127.0.0.11"))
+    previous = _runs(conn)
+
+    def refuse(self, targets, options):
+        raise ValueError("nmap will not take option 'scripts': ['evil']")
+
+    monkeypatch.setattr(NmapEngine, "command", refuse)
+    runner = FakeRunner()
+
+    outcome = run_batch(
+        conn, Batch("nmap", ("web",)), CONFIG, LocalBlobStore(tmp_path), runner, clock
+    )
+
+    assert outcome.status == "failed"
+    assert all("--version" in call for call in runner.calls)  # no scan process was started
+    (run_id, status, _, error, asset_ids) = _runs(conn)[len(previous)]
+    assert (status, asset_ids) == ("failed", ["web"])
+    assert error == "no command could be built: nmap will not take option 'scripts': ['evil']"
+    assert [s for s, _ in _events(conn, "scan.failed")] == [f"scan_run:{run_id}"]
+    assert conn.execute(
+        "SELECT last_success_at FROM asset_scan_state WHERE asset_id = 'web'"
+    ).fetchone() == (None,)
