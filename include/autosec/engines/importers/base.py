@@ -738,3 +738,19 @@ def cvss_base_score(vector: Any) -> float | None:
         return float(kind(text).base_score)
     except (CVSSError, ValueError, KeyError, IndexError):
         return None
+
+
+# --- reading untrusted JSON values: a wrong type reads as empty, never as an exception ----------
+
+
+def mapping_of(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def text_of(value: Any) -> str:
+    """A string value, trimmed, without NUL characters (which no JSON column can store)."""
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""

@@ -66,9 +66,12 @@ from autosec.engines.importers.base import (
     XmlEvents,
     advisory_ids,
     json_head,
+    list_of,
     local_name,
+    mapping_of,
     package_purl,
     severity_from_cvss,
+    text_of,
     versionless_purl,
     xml_root,
 )
@@ -186,39 +189,41 @@ class _Document:
     def findings_of(
         self, vulnerability: Mapping[str, Any], where: str, owner: _Component | None
     ) -> Iterator[ImportedFinding]:
-        vulnerability_id = _text(vulnerability.get("id"))
+        vulnerability_id = text_of(vulnerability.get("id"))
         if not vulnerability_id:
             raise ImportFormatError(self.filename, "a vulnerability without an id", where)
         severity, cvss_vector, cvss_score, rating_source = _rating(vulnerability.get("ratings"))
         analysis = vulnerability.get("analysis")
         analysis = analysis if isinstance(analysis, Mapping) else {}
-        state = _text(analysis.get("state")).lower() or None
+        state = text_of(analysis.get("state")).lower() or None
         common: dict[str, Any] = {
-            "vulnerability_source": _text(_mapping(vulnerability.get("source")).get("name"))
+            "vulnerability_source": text_of(mapping_of(vulnerability.get("source")).get("name"))
             or None,
             "rating_source": rating_source,
             "vex_state": state,
             "vex_exception": True if state in EXCEPTION_STATES else None,
-            "vex_justification": _text(analysis.get("justification")) or None,
+            "vex_justification": text_of(analysis.get("justification")) or None,
             "vex_response": _strings(analysis.get("response")),
-            "vex_detail": _text(analysis.get("detail"))[:_DETAIL_CAP] or None,
+            "vex_detail": text_of(analysis.get("detail"))[:_DETAIL_CAP] or None,
             "product": self.product.label if self.product else None,
         }
-        description = _text(vulnerability.get("description")) or _text(vulnerability.get("detail"))
-        recommendation = _text(vulnerability.get("recommendation"))
+        description = text_of(vulnerability.get("description")) or text_of(
+            vulnerability.get("detail")
+        )
+        recommendation = text_of(vulnerability.get("recommendation"))
         if recommendation:
             description = f"{description}\n\nRecommendation: {recommendation}".strip()
         cwe = next((c for c in _cwe_numbers(vulnerability.get("cwes")) if c > 0), None)
         targets: list[tuple[str | None, Any]] = [
-            (_text(a.get("ref")) or None, a.get("versions"))
-            for a in _list(vulnerability.get("affects"))
+            (text_of(a.get("ref")) or None, a.get("versions"))
+            for a in list_of(vulnerability.get("affects"))
             if isinstance(a, Mapping)
         ]
         if owner is not None or not targets:
             targets = [(None, None)]
         cve_ids = advisory_ids(
             vulnerability_id,
-            *(_text(_mapping(r).get("id")) for r in _list(vulnerability.get("references"))),
+            *(text_of(mapping_of(r).get("id")) for r in list_of(vulnerability.get("references"))),
         )
         # A tool's own id (OSS Index uses UUIDs) says little to a person: name the CVE too.
         named = vulnerability_id
@@ -282,14 +287,16 @@ class _Document:
 
 def _refs(vulnerability: Mapping[str, Any]) -> list[str]:
     return [
-        _text(a.get("ref")) for a in _list(vulnerability.get("affects")) if isinstance(a, Mapping)
+        text_of(a.get("ref"))
+        for a in list_of(vulnerability.get("affects"))
+        if isinstance(a, Mapping)
     ]
 
 
 def _rating(ratings: Any) -> tuple[Severity, str | None, float | None, str | None]:
     """(severity, CVSS vector, CVSS score, rating source) from the strongest rating."""
     best: tuple[Severity, Mapping[str, Any]] | None = None
-    for rating in _list(ratings):
+    for rating in list_of(ratings):
         if not isinstance(rating, Mapping):
             continue
         severity = _rating_severity(rating)
@@ -298,8 +305,8 @@ def _rating(ratings: Any) -> tuple[Severity, str | None, float | None, str | Non
     if best is None:
         return UNRATED_SEVERITY, None, None, None
     severity, rating = best
-    method = _text(rating.get("method")).lower()
-    vector = _text(rating.get("vector")) or None
+    method = text_of(rating.get("method")).lower()
+    vector = text_of(rating.get("vector")) or None
     if vector and not vector.upper().startswith("CVSS:") and method in _CVSS_PREFIX:
         vector = _CVSS_PREFIX[method] + vector
     if vector and not method.startswith("cvss") and not vector.upper().startswith("CVSS:"):
@@ -310,16 +317,16 @@ def _rating(ratings: Any) -> tuple[Severity, str | None, float | None, str | Non
         if isinstance(score, int | float) and not isinstance(score, bool) and vector
         else None
     )
-    source = _text(_mapping(rating.get("source")).get("name")) or None
+    source = text_of(mapping_of(rating.get("source")).get("name")) or None
     return severity, vector, cvss_score, source
 
 
 def _rating_severity(rating: Mapping[str, Any]) -> Severity | None:
-    text = _text(rating.get("severity")).lower()
+    text = text_of(rating.get("severity")).lower()
     if text in _SEVERITY:
         return _SEVERITY[text]
     score = rating.get("score")
-    method = _text(rating.get("method")).lower()
+    method = text_of(rating.get("method")).lower()
     if isinstance(score, int | float) and method.startswith("cvss"):
         return severity_from_cvss(score)
     return None
@@ -327,7 +334,7 @@ def _rating_severity(rating: Mapping[str, Any]) -> Severity | None:
 
 def _cwe_numbers(value: Any) -> list[int]:
     numbers = []
-    for item in _list(value):
+    for item in list_of(value):
         try:
             numbers.append(int(str(item).strip().upper().removeprefix("CWE-")))
         except ValueError:
@@ -338,10 +345,10 @@ def _cwe_numbers(value: Any) -> list[int]:
 def _versions(value: Any) -> list[str]:
     """Affected versions as ``"<version or range> (<status>)"``, a few of them."""
     shown = []
-    for item in _list(value)[:_LIST_CAP]:
+    for item in list_of(value)[:_LIST_CAP]:
         if isinstance(item, Mapping):
-            what = _text(item.get("version")) or _text(item.get("range"))
-            status = _text(item.get("status"))
+            what = text_of(item.get("version")) or text_of(item.get("range"))
+            status = text_of(item.get("status"))
             if what:
                 shown.append(f"{what} ({status})" if status else what)
     return shown
@@ -349,27 +356,15 @@ def _versions(value: Any) -> list[str]:
 
 def _component(data: Mapping[str, Any]) -> _Component:
     return _Component(
-        name=_text(data.get("name")) or None,
-        group=_text(data.get("group")) or None,
-        version=_text(data.get("version")) or None,
-        purl=_text(data.get("purl")) or None,
+        name=text_of(data.get("name")) or None,
+        group=text_of(data.get("group")) or None,
+        version=text_of(data.get("version")) or None,
+        purl=text_of(data.get("purl")) or None,
     )
 
 
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _strings(value: Any) -> list[str]:
-    return [v.strip() for v in _list(value) if isinstance(v, str) and v.strip()][:_LIST_CAP]
+    return [v.strip() for v in list_of(value) if isinstance(v, str) and v.strip()][:_LIST_CAP]
 
 
 # ------------------------------------------------------------------------------------ JSON
@@ -416,10 +411,10 @@ class _JsonDocument(_Document):
         component = _component(data)
         if product:
             self.product = component
-        self.index(_text(data.get("bom-ref")) or None, component)
+        self.index(text_of(data.get("bom-ref")) or None, component)
         if component.purl:
             self.index(component.purl, component)
-        for child in _list(data.get("components")):
+        for child in list_of(data.get("components")):
             if isinstance(child, Mapping):
                 self._index_tree(child)
 

@@ -35,6 +35,7 @@ from autosec.engines.importers.base import (
     ImportFormatError,
     json_events,
     json_head,
+    text_of,
 )
 
 REDACTED = "REDACTED"
@@ -94,20 +95,20 @@ def _kind(event: str) -> str:
 
 def _finding(item: Mapping[str, Any], filename: str, index: int) -> ImportedFinding:
     v8 = "RuleID" in item
-    rule_id = _text(item.get("RuleID") if v8 else item.get("rule"))
+    rule_id = text_of(item.get("RuleID") if v8 else item.get("rule"))
     if not rule_id:
         raise ImportFormatError(
             filename, "a finding without a rule id (RuleID / rule)", f"finding {index}"
         )
-    secret = _text(item.get("Secret") if v8 else item.get("offender"))
-    file = _text(item.get("File") if v8 else item.get("file")) or None
+    secret = text_of(item.get("Secret") if v8 else item.get("offender"))
+    file = text_of(item.get("File") if v8 else item.get("file")) or None
     line = _line(item.get("StartLine") if v8 else item.get("lineNumber"))
-    rule_description = _text(item.get("Description")) if v8 else ""
+    rule_description = text_of(item.get("Description")) if v8 else ""
     tags = item.get("Tags") if v8 else item.get("tags")
     evidence: dict[str, Any] = {
-        "commit": _text(item.get("Commit") if v8 else item.get("commit")) or None,
-        "author": _text(item.get("Author") if v8 else item.get("author")) or None,
-        "date": _text(item.get("Date") if v8 else item.get("date")) or None,
+        "commit": text_of(item.get("Commit") if v8 else item.get("commit")) or None,
+        "author": text_of(item.get("Author") if v8 else item.get("author")) or None,
+        "date": text_of(item.get("Date") if v8 else item.get("date")) or None,
         "tags": _tags(tags),
     }
     if v8:
@@ -116,11 +117,11 @@ def _finding(item: Mapping[str, Any], filename: str, index: int) -> ImportedFind
             start_column=_line(item.get("StartColumn")),
             end_column=_line(item.get("EndColumn")),
             entropy=item.get("Entropy") if isinstance(item.get("Entropy"), int | float) else None,
-            symlink_file=_text(item.get("SymlinkFile")) or None,
-            link=_text(item.get("Link")) or None,
+            symlink_file=text_of(item.get("SymlinkFile")) or None,
+            link=text_of(item.get("Link")) or None,
         )
     else:
-        evidence["link"] = _text(item.get("leakURL")) or None
+        evidence["link"] = text_of(item.get("leakURL")) or None
     evidence = {key: value for key, value in evidence.items() if value not in (None, [], "")}
     if not secret or secret == REDACTED:
         evidence["secret_redacted"] = True
@@ -149,7 +150,7 @@ def _finding(item: Mapping[str, Any], filename: str, index: int) -> ImportedFind
 def _target(item: Mapping[str, Any]) -> str | None:
     """What was scanned: v7 names the repository; v8 does not (the importer names the asset)."""
     for key in ("repoURL", "repo"):
-        value = _text(item.get(key))
+        value = text_of(item.get(key))
         if value and value != ".":
             return value
     return None
@@ -179,10 +180,6 @@ def _scrubbed(finding: ImportedFinding, secret: str, preview: str) -> ImportedFi
             for key, value in finding.evidence.items()
         },
     )
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _line(value: Any) -> int | None:

@@ -40,8 +40,11 @@ from autosec.engines.importers.base import (
     advisory_ids,
     cvss_base_score,
     json_outline,
+    list_of,
+    mapping_of,
     package_purl,
     severity_from_cvss,
+    text_of,
     versionless_purl,
 )
 
@@ -144,34 +147,34 @@ def _skim_source(buffered: io.BufferedReader) -> Any:
 def _finding(
     match: Mapping[str, Any], target: str | None, values: JsonValues, where: str
 ) -> ImportedFinding:
-    vulnerability = _mapping(match.get("vulnerability"))
-    artifact = _mapping(match.get("artifact"))
-    rule_id = _text(vulnerability.get("id"))
+    vulnerability = mapping_of(match.get("vulnerability"))
+    artifact = mapping_of(match.get("artifact"))
+    rule_id = text_of(vulnerability.get("id"))
     if not rule_id:
         raise values.error(f"a match without vulnerability.id (at {where})", "matches.item")
-    package = _text(artifact.get("name"))
-    related = [r for r in _list(match.get("relatedVulnerabilities")) if isinstance(r, Mapping)]
+    package = text_of(artifact.get("name"))
+    related = [r for r in list_of(match.get("relatedVulnerabilities")) if isinstance(r, Mapping)]
     vector, score = _cvss([vulnerability, *related])
-    rating = _text(vulnerability.get("severity")).lower()
+    rating = text_of(vulnerability.get("severity")).lower()
     severity = SEVERITIES.get(rating)
     basis = None
     if severity is None:
         from_score = severity_from_cvss(score)
         severity, basis = (from_score, "cvss") if from_score else (UNRATED, "unrated")
-    fix = _mapping(vulnerability.get("fix"))
+    fix = mapping_of(vulnerability.get("fix"))
     evidence = {
         "package": package,
-        "installed_version": _text(artifact.get("version")),
-        "package_type": _text(artifact.get("type")),
-        "fixed_versions": [_text(v) for v in _list(fix.get("versions")) if _text(v)],
-        "fix_state": _text(fix.get("state")),
-        "data_source": _text(vulnerability.get("dataSource")),
-        "namespace": _text(vulnerability.get("namespace")),
+        "installed_version": text_of(artifact.get("version")),
+        "package_type": text_of(artifact.get("type")),
+        "fixed_versions": [text_of(v) for v in list_of(fix.get("versions")) if text_of(v)],
+        "fix_state": text_of(fix.get("state")),
+        "data_source": text_of(vulnerability.get("dataSource")),
+        "namespace": text_of(vulnerability.get("namespace")),
         "paths": _paths(artifact.get("locations")),
         "severity_basis": basis,
     }
-    description = _text(vulnerability.get("description")) or next(
-        (_text(r.get("description")) for r in related if _text(r.get("description"))), ""
+    description = text_of(vulnerability.get("description")) or next(
+        (text_of(r.get("description")) for r in related if text_of(r.get("description"))), ""
     )
     return ImportedFinding(
         rule_id=rule_id,
@@ -191,8 +194,8 @@ def _purl(artifact: Mapping[str, Any]) -> str | None:
     purl = versionless_purl(artifact.get("purl"))
     if purl:
         return purl
-    name = _text(artifact.get("name"))
-    purl_type = PURL_TYPES.get(_text(artifact.get("type")), "generic")
+    name = text_of(artifact.get("name"))
+    purl_type = PURL_TYPES.get(text_of(artifact.get("type")), "generic")
     if purl_type == "maven" and ":" in name:
         group, _, name = name.partition(":")
         return package_purl(purl_type, name, group)
@@ -206,15 +209,15 @@ def _cvss(records: list[Mapping[str, Any]]) -> tuple[str | None, float | None]:
     """The vector and score grype's own record gives, else a related (NVD) one; v3 first."""
     candidates: list[tuple[str, str, Any]] = []
     for record in records:
-        for entry in _list(record.get("cvss")):
+        for entry in list_of(record.get("cvss")):
             if isinstance(entry, Mapping):
-                metrics = _mapping(entry.get("metrics"))
-                version = _text(entry.get("version"))
-                candidates.append((version, _text(entry.get("vector")), metrics.get("baseScore")))
+                metrics = mapping_of(entry.get("metrics"))
+                version = text_of(entry.get("version"))
+                candidates.append((version, text_of(entry.get("vector")), metrics.get("baseScore")))
         for key, version in (("cvssV3", "3.x"), ("cvssV2", "2.0")):  # grype before 0.9
-            legacy = _mapping(record.get(key))
+            legacy = mapping_of(record.get(key))
             if legacy:
-                candidates.append((version, _text(legacy.get("vector")), legacy.get("baseScore")))
+                candidates.append((version, text_of(legacy.get("vector")), legacy.get("baseScore")))
     for wanted in (*_CVSS_VERSIONS, "3.x"):
         for version, vector, score in candidates:
             if vector and version == wanted:
@@ -230,26 +233,13 @@ def _target(source: Mapping[str, Any]) -> str | None:
         for key in ("userInput", "tags", "repoDigests", "imageID", "path"):
             value = target.get(key)
             value = value[0] if isinstance(value, list) and value else value
-            if _text(value):
-                return _text(value)
+            if text_of(value):
+                return text_of(value)
         return None
-    name = _text(target).strip('"')  # some reports quote a directory: "\".\""
+    name = text_of(target).strip('"')  # some reports quote a directory: "\".\""
     return name if name and name != "." else None
 
 
 def _paths(locations: Any) -> list[str]:
-    paths = [_text(_mapping(loc).get("path")) for loc in _list(locations)]
+    paths = [text_of(mapping_of(loc).get("path")) for loc in list_of(locations)]
     return sorted({p for p in paths if p})[:_LIST_CAP]
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str:
-    """A string value, trimmed, without NUL characters (which no JSON column can store)."""
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""

@@ -39,6 +39,7 @@ from autosec.engines.importers.base import (
     json_events,
     json_head,
     stable_url,
+    text_of,
 )
 
 _SEVERITY = {
@@ -112,11 +113,11 @@ def _finding(result: Any, filename: str, where: str) -> ImportedFinding:
         raise ImportFormatError(
             filename, f"a result is a JSON {type(result).__name__}, not an object", where
         )
-    template_id = _text(result.get("template-id") or result.get("templateID"))
-    matched_at = _text(result.get("matched-at") or result.get("matched"))
+    template_id = text_of(result.get("template-id") or result.get("templateID"))
+    matched_at = text_of(result.get("matched-at") or result.get("matched"))
     if not template_id:
         raise ImportFormatError(filename, "a result without a template-id", where)
-    host = _text(result.get("host"))
+    host = text_of(result.get("host"))
     if not matched_at:
         matched_at = host
     if not matched_at:
@@ -129,8 +130,8 @@ def _finding(result: Any, filename: str, where: str) -> ImportedFinding:
     classification = (
         info.get("classification") if isinstance(info.get("classification"), Mapping) else {}
     )
-    matcher = _text(result.get("matcher-name") or result.get("matcher_name"))
-    severity_text = _text(info.get("severity")).lower() or "unknown"
+    matcher = text_of(result.get("matcher-name") or result.get("matcher_name"))
+    severity_text = text_of(info.get("severity")).lower() or "unknown"
     if severity_text not in _SEVERITY:
         raise ImportFormatError(
             filename, f"result of {template_id} has an unknown severity {severity_text!r}", where
@@ -139,24 +140,24 @@ def _finding(result: Any, filename: str, where: str) -> ImportedFinding:
     evidence: dict[str, Any] = {
         "template_id": template_id,
         "matcher_name": matcher or None,
-        "type": _text(result.get("type")) or None,
+        "type": text_of(result.get("type")) or None,
         "matched_at": matched_at,
-        "ip": _text(result.get("ip")) or None,
+        "ip": text_of(result.get("ip")) or None,
         "extracted_results": _strings(
             result.get("extracted-results") or result.get("extracted_results")
         ),
-        "template_path": _text(result.get("template-path") or result.get("template")) or None,
+        "template_path": text_of(result.get("template-path") or result.get("template")) or None,
         "tags": _strings(info.get("tags")),
         "references": _strings(info.get("reference")),
     }
     return ImportedFinding(
         rule_id=f"{template_id}:{matcher}" if matcher else template_id,
-        title=_text(info.get("name")) or template_id,
+        title=text_of(info.get("name")) or template_id,
         severity=_SEVERITY[severity_text],
         location=_location(matched_at),
         target=host or None,
-        description=_text(info.get("description")),
-        cvss_vector=_text(classification.get("cvss-metrics")) or None,
+        description=text_of(info.get("description")),
+        cvss_vector=text_of(classification.get("cvss-metrics")) or None,
         cvss_score=float(cvss_score) if isinstance(cvss_score, int | float) else None,
         cve_ids=tuple(
             sorted({c.upper() for c in _strings(classification.get("cve-id")) if _CVE.match(c)})
@@ -188,10 +189,6 @@ def _cwe(value: Any) -> str | None:
         if match:
             return f"CWE-{int(match.group(1))}"
     return None
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _strings(value: Any) -> list[str]:

@@ -44,8 +44,11 @@ from autosec.engines.importers.base import (
     advisory_ids,
     cvss_base_score,
     json_outline,
+    list_of,
+    mapping_of,
     package_purl,
     severity_from_cvss,
+    text_of,
     versionless_purl,
 )
 
@@ -164,10 +167,10 @@ def _read(stream: BinaryIO, filename: str) -> Iterator[ImportedFinding]:
 def _findings(
     entry: Mapping[str, Any], source: Mapping[str, Any], values: JsonValues, where: str
 ) -> Iterator[ImportedFinding]:
-    package = _mapping(entry.get("package"))
+    package = mapping_of(entry.get("package"))
     records: dict[str, Mapping[str, Any]] = {}
-    for record in _list(entry.get("vulnerabilities")):
-        record_id = _text(record.get("id")) if isinstance(record, Mapping) else ""
+    for record in list_of(entry.get("vulnerabilities")):
+        record_id = text_of(record.get("id")) if isinstance(record, Mapping) else ""
         if not record_id:
             raise values.error(f"a vulnerability without an id (in {where})", "results.item")
         records.setdefault(record_id, record)
@@ -182,13 +185,13 @@ def _groups(raw: Any, records: Mapping[str, Mapping[str, Any]]) -> list[_Group]:
     existed), grouped the way osv-scanner groups them: records sharing an id or alias."""
     groups: list[_Group] = []
     grouped: set[str] = set()
-    for item in _list(raw):
+    for item in list_of(raw):
         if not isinstance(item, Mapping):
             continue
-        ids = [i for i in (_text(x) for x in _list(item.get("ids"))) if i]
+        ids = [i for i in (text_of(x) for x in list_of(item.get("ids"))) if i]
         if not ids:
             continue
-        aliases = {a for a in (_text(x) for x in _list(item.get("aliases"))) if a}
+        aliases = {a for a in (text_of(x) for x in list_of(item.get("aliases"))) if a}
         groups.append(_Group(ids, aliases, _score(item.get("max_severity"))))
         grouped.update(ids)
     loose: list[_Group] = []
@@ -213,7 +216,7 @@ def _groups(raw: Any, records: Mapping[str, Mapping[str, Any]]) -> list[_Group]:
 
 
 def _aliases(record: Mapping[str, Any]) -> list[str]:
-    return [alias for alias in map(_text, _list(record.get("aliases"))) if alias]
+    return [alias for alias in map(text_of, list_of(record.get("aliases"))) if alias]
 
 
 def _finding(
@@ -223,35 +226,35 @@ def _finding(
     source: Mapping[str, Any],
 ) -> ImportedFinding:
     rule_id = group_rule_id(group.aliases)
-    lead = next((m for m in members if _text(m.get("id")) == rule_id), None) or min(
-        members, key=lambda m: _preference(_text(m.get("id")))
+    lead = next((m for m in members if text_of(m.get("id")) == rule_id), None) or min(
+        members, key=lambda m: _preference(text_of(m.get("id")))
     )
-    name = _text(package.get("name"))
-    ecosystem = _text(package.get("ecosystem"))
+    name = text_of(package.get("name"))
+    ecosystem = text_of(package.get("ecosystem"))
     vector, score = _best_cvss(members)
     severity, basis = _severity(group, members, score)
     cwes = _cwes(members)
     evidence = {
         "package": name,
-        "installed_version": _text(package.get("version")),
+        "installed_version": text_of(package.get("version")),
         "ecosystem": ecosystem,
-        "commit": _text(package.get("commit")),
+        "commit": text_of(package.get("commit")),
         "fixed_versions": _fixed_versions(members, name),
         "ids": sorted(group.ids),
-        "manifest": _text(source.get("path")),
-        "source_type": _text(source.get("type")),
+        "manifest": text_of(source.get("path")),
+        "source_type": text_of(source.get("type")),
         "data_source": "osv",
         "severity_basis": basis,
         "cwes": cwes if len(cwes) > 1 else None,
     }
-    title = _text(lead.get("summary")) or (f"{rule_id} in {name}" if name else rule_id)
+    title = text_of(lead.get("summary")) or (f"{rule_id} in {name}" if name else rule_id)
     return ImportedFinding(
         rule_id=rule_id,
         title=title,
         severity=severity,
         location=_location(package, members),
-        target=_text(source.get("path")) or None,
-        description=_text(lead.get("details")),
+        target=text_of(source.get("path")) or None,
+        description=text_of(lead.get("details")),
         cvss_vector=vector,
         cvss_score=score,
         cve_ids=advisory_ids(*group.aliases),
@@ -279,8 +282,8 @@ def _location(package: Mapping[str, Any], members: list[Mapping[str, Any]]) -> L
     purl = versionless_purl(package.get("purl"))
     if purl:
         return Location(purl=purl)
-    name = _text(package.get("name"))
-    ecosystem = _text(package.get("ecosystem")).partition(":")[0]
+    name = text_of(package.get("name"))
+    ecosystem = text_of(package.get("ecosystem")).partition(":")[0]
     if name and ecosystem:
         purl_type, namespace = ECOSYSTEM_PURL_TYPES.get(ecosystem, ("generic", None))
         if purl_type == "maven" and ":" in name:
@@ -301,9 +304,9 @@ def _location(package: Mapping[str, Any], members: list[Mapping[str, Any]]) -> L
 def _repository(members: list[Mapping[str, Any]]) -> str | None:
     """host/path of the git repository a commit-based record names, without scheme or .git."""
     for record in members:
-        for affected in _list(record.get("affected")):
-            for range_ in _list(_mapping(affected).get("ranges")):
-                repo = _text(_mapping(range_).get("repo"))
+        for affected in list_of(record.get("affected")):
+            for range_ in list_of(mapping_of(affected).get("ranges")):
+                repo = text_of(mapping_of(range_).get("repo"))
                 if repo:
                     repo = repo.split("://", 1)[-1].removesuffix("/").removesuffix(".git")
                     return repo.lower()
@@ -318,13 +321,13 @@ def _severity(
         if rated is not None:
             return rated, basis
     ratings = [
-        GHSA_SEVERITIES.get(_text(_mapping(m.get("database_specific")).get("severity")).upper())
+        GHSA_SEVERITIES.get(text_of(mapping_of(m.get("database_specific")).get("severity")).upper())
         for m in members
     ]
     known = [r for r in ratings if r is not None]
     if known:
         return max(known, key=lambda s: s.rank), "database_specific"
-    if any(_text(m.get("id")).upper().startswith("MAL-") for m in members):
+    if any(text_of(m.get("id")).upper().startswith("MAL-") for m in members):
         return Severity.CRITICAL, "malicious package"
     return UNRATED, "unrated"
 
@@ -333,10 +336,10 @@ def _best_cvss(members: list[Mapping[str, Any]]) -> tuple[str | None, float | No
     """The highest-scoring CVSS vector among the group's records (v3 and v4 before v2)."""
     best: tuple[int, float, str] | None = None
     for record in members:
-        for entry in _list(record.get("severity")):
-            entry = _mapping(entry)
-            kind = _text(entry.get("type")).upper()
-            vector = _text(entry.get("score"))
+        for entry in list_of(record.get("severity")):
+            entry = mapping_of(entry)
+            kind = text_of(entry.get("type")).upper()
+            vector = text_of(entry.get("score"))
             if not kind.startswith("CVSS_") or not vector:
                 continue
             score = cvss_base_score(vector)
@@ -351,27 +354,27 @@ def _best_cvss(members: list[Mapping[str, Any]]) -> tuple[str | None, float | No
 def _cwes(members: list[Mapping[str, Any]]) -> list[str]:
     found: list[str] = []
     for record in members:
-        database = _mapping(record.get("database_specific"))
-        found += [_text(c) for c in _list(database.get("cwe_ids"))]
-        for affected in _list(record.get("affected")):
-            specific = _mapping(_mapping(affected).get("database_specific"))
-            found += [_text(_mapping(c).get("cweId")) for c in _list(specific.get("cwes"))]
+        database = mapping_of(record.get("database_specific"))
+        found += [text_of(c) for c in list_of(database.get("cwe_ids"))]
+        for affected in list_of(record.get("affected")):
+            specific = mapping_of(mapping_of(affected).get("database_specific"))
+            found += [text_of(mapping_of(c).get("cweId")) for c in list_of(specific.get("cwes"))]
     return list(dict.fromkeys(c.upper() for c in found if c))
 
 
 def _fixed_versions(members: list[Mapping[str, Any]], name: str) -> list[str]:
     fixed: list[str] = []
     for record in members:
-        for affected in _list(record.get("affected")):
-            affected = _mapping(affected)
-            affected_name = _text(_mapping(affected.get("package")).get("name"))
+        for affected in list_of(record.get("affected")):
+            affected = mapping_of(affected)
+            affected_name = text_of(mapping_of(affected.get("package")).get("name"))
             if name and affected_name and affected_name.lower() != name.lower():
                 continue
-            for range_ in _list(affected.get("ranges")):
-                if _text(_mapping(range_).get("type")).upper() == "GIT":
+            for range_ in list_of(affected.get("ranges")):
+                if text_of(mapping_of(range_).get("type")).upper() == "GIT":
                     continue
-                for event in _list(_mapping(range_).get("events")):
-                    version = _text(_mapping(event).get("fixed"))
+                for event in list_of(mapping_of(range_).get("events")):
+                    version = text_of(mapping_of(event).get("fixed"))
                     if version:
                         fixed.append(version)
     return list(dict.fromkeys(fixed))[:_LIST_CAP]
@@ -383,18 +386,6 @@ def _score(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     try:
-        return float(_text(value)) if _text(value) else None
+        return float(text_of(value)) if text_of(value) else None
     except ValueError:
         return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str:
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""

@@ -45,7 +45,10 @@ from autosec.engines.importers.base import (
     advisory_ids,
     head_of,
     json_outline,
+    list_of,
+    mapping_of,
     severity_from_cvss,
+    text_of,
 )
 
 SARIF_VERSION = "2.1.0"
@@ -141,11 +144,11 @@ class _Component:
 
     @classmethod
     def of(cls, raw: Any) -> _Component:
-        raw = _mapping(raw)
-        rules = [_mapping(rule) for rule in _list(raw.get("rules"))]
-        component = cls(_text(raw.get("name")), rules)
+        raw = mapping_of(raw)
+        rules = [mapping_of(rule) for rule in list_of(raw.get("rules"))]
+        component = cls(text_of(raw.get("name")), rules)
         for rule in rules:
-            component.by_id.setdefault(_text(rule.get("id")), rule)
+            component.by_id.setdefault(text_of(rule.get("id")), rule)
         return component
 
 
@@ -161,20 +164,22 @@ class _Run:
 
     def take(self, key: str, value: Any) -> None:
         if key == "tool":
-            tool = _mapping(value)
-            driver = _mapping(tool.get("driver"))
+            tool = mapping_of(value)
+            driver = mapping_of(tool.get("driver"))
             self.driver = _Component.of(driver)
-            self.extensions = [_Component.of(ext) for ext in _list(tool.get("extensions"))]
-            self.tool_version = _text(driver.get("semanticVersion")) or _text(driver.get("version"))
+            self.extensions = [_Component.of(ext) for ext in list_of(tool.get("extensions"))]
+            self.tool_version = text_of(driver.get("semanticVersion")) or text_of(
+                driver.get("version")
+            )
             self.tool_seen = True
         elif key == "artifacts":
-            self.artifacts = [_mapping(artifact) for artifact in _list(value)]
+            self.artifacts = [mapping_of(artifact) for artifact in list_of(value)]
         elif key == "versionControlProvenance":
-            first = _mapping(next(iter(_list(value)), None))
-            self.target = self.target or _text(first.get("repositoryUri")) or None
+            first = mapping_of(next(iter(list_of(value)), None))
+            self.target = self.target or text_of(first.get("repositoryUri")) or None
         elif key == "properties":
-            properties = _mapping(value)
-            self.target = self.target or _text(properties.get("imageName")) or None
+            properties = mapping_of(value)
+            self.target = self.target or text_of(properties.get("imageName")) or None
 
     def flush(self) -> Iterator[ImportedFinding]:
         pending, self.pending = self.pending, []
@@ -184,12 +189,12 @@ class _Run:
                 yield finding
 
     def rule_of(self, result: Mapping[str, Any]) -> Mapping[str, Any]:
-        reference = _mapping(result.get("rule"))
+        reference = mapping_of(result.get("rule"))
         component = self.driver
-        tool_component = _mapping(reference.get("toolComponent"))
+        tool_component = mapping_of(reference.get("toolComponent"))
         if tool_component:
             index = tool_component.get("index")
-            name = _text(tool_component.get("name"))
+            name = text_of(tool_component.get("name"))
             if _is_index(index) and index < len(self.extensions):
                 component = self.extensions[index]
             elif name:
@@ -197,7 +202,7 @@ class _Run:
         index = reference.get("index", result.get("ruleIndex"))
         if _is_index(index) and index < len(component.rules):
             return component.rules[index]
-        rule_id = _text(result.get("ruleId")) or _text(reference.get("id"))
+        rule_id = text_of(result.get("ruleId")) or text_of(reference.get("id"))
         for candidate in (rule_id, rule_id.partition("/")[0]):  # hierarchical ids: "C2001/1"
             for searched in (component, self.driver, *self.extensions):
                 if candidate in searched.by_id:
@@ -205,28 +210,28 @@ class _Run:
         return {}
 
     def finding(self, result: Mapping[str, Any]) -> ImportedFinding | None:
-        kind = _text(result.get("kind")) or "fail"
-        if kind in NOT_FINDINGS or _text(result.get("baselineState")) == "absent":
+        kind = text_of(result.get("kind")) or "fail"
+        if kind in NOT_FINDINGS or text_of(result.get("baselineState")) == "absent":
             return None
         rule = self.rule_of(result)
         rule_id = (
-            _text(result.get("ruleId"))
-            or _text(_mapping(result.get("rule")).get("id"))
-            or _text(rule.get("id"))
+            text_of(result.get("ruleId"))
+            or text_of(mapping_of(result.get("rule")).get("id"))
+            or text_of(rule.get("id"))
             or self.driver.name
             or "sarif-result"
         )
-        message = _message(_mapping(result.get("message")), rule)
-        rule_properties = _mapping(rule.get("properties"))
-        result_properties = _mapping(result.get("properties"))
+        message = _message(mapping_of(result.get("message")), rule)
+        rule_properties = mapping_of(rule.get("properties"))
+        result_properties = mapping_of(result.get("properties"))
         score = _security_severity(result_properties, rule_properties)
         level = (
-            _text(result.get("level"))
-            or _text(_mapping(rule.get("defaultConfiguration")).get("level"))
+            text_of(result.get("level"))
+            or text_of(mapping_of(rule.get("defaultConfiguration")).get("level"))
             or ("warning" if kind == "fail" else "none")
         )
         severity = severity_from_cvss(score) or LEVELS.get(level, Severity.MEDIUM)
-        locations = [_mapping(loc) for loc in _list(result.get("locations"))]
+        locations = [mapping_of(loc) for loc in list_of(result.get("locations"))]
         location, line_info = self._location(locations[0]) if locations else (Location(), {})
         evidence = {
             "tool": self.driver.name,
@@ -239,11 +244,11 @@ class _Run:
             **_suppression(result.get("suppressions")),
             "fingerprints": _fingerprints(result),
         }
-        short = _text(_mapping(rule.get("shortDescription")).get("text"))
-        name = _text(rule.get("name"))
+        short = text_of(mapping_of(rule.get("shortDescription")).get("text"))
+        name = text_of(rule.get("name"))
         title = short or (name if name and name != rule_id else "") or message or rule_id
-        full = _text(_mapping(rule.get("fullDescription")).get("text"))
-        tags = [t for t in _list(rule_properties.get("tags")) if isinstance(t, str)]
+        full = text_of(mapping_of(rule.get("fullDescription")).get("text"))
+        tags = [t for t in list_of(rule_properties.get("tags")) if isinstance(t, str)]
         return ImportedFinding(
             rule_id=rule_id,
             title=title.splitlines()[0][:_TITLE_CHARS] if title else rule_id,
@@ -257,9 +262,9 @@ class _Run:
         )
 
     def _location(self, location: Mapping[str, Any]) -> tuple[Location, dict[str, Any]]:
-        physical = _mapping(location.get("physicalLocation"))
-        uri = self._uri(_mapping(physical.get("artifactLocation")))
-        region = _mapping(physical.get("region"))
+        physical = mapping_of(location.get("physicalLocation"))
+        uri = self._uri(mapping_of(physical.get("artifactLocation")))
+        region = mapping_of(physical.get("region"))
         extra = {
             "column": _positive(region.get("startColumn")),
             "end_line": _positive(region.get("endLine")),
@@ -269,15 +274,15 @@ class _Run:
             if urlsplit(uri).scheme in ("http", "https"):
                 return Location(url=uri), extra
             return Location(file=uri, line=line), extra
-        logical = _mapping(next(iter(_list(location.get("logicalLocations"))), None))
-        name = _text(logical.get("fullyQualifiedName")) or _text(logical.get("name"))
+        logical = mapping_of(next(iter(list_of(location.get("logicalLocations"))), None))
+        name = text_of(logical.get("fullyQualifiedName")) or text_of(logical.get("name"))
         return Location(file=name or None), {}
 
     def _uri(self, artifact_location: Mapping[str, Any]) -> str | None:
-        uri = _text(artifact_location.get("uri"))
+        uri = text_of(artifact_location.get("uri"))
         index = artifact_location.get("index")
         if not uri and _is_index(index) and index < len(self.artifacts):
-            uri = _text(_mapping(self.artifacts[index].get("location")).get("uri"))
+            uri = text_of(mapping_of(self.artifacts[index].get("location")).get("uri"))
         return artifact_path(uri) if uri else None
 
     def _describe(self, location: Mapping[str, Any]) -> str:
@@ -301,12 +306,12 @@ def artifact_path(uri: str) -> str:
 
 def _message(message: Mapping[str, Any], rule: Mapping[str, Any]) -> str:
     """The result's message text, or the rule's message string filled with its arguments."""
-    text = _text(message.get("text")) or _text(message.get("markdown"))
+    text = text_of(message.get("text")) or text_of(message.get("markdown"))
     if not text:
-        strings = _mapping(rule.get("messageStrings"))
-        template = _mapping(strings.get(_text(message.get("id"))))
-        text = _text(template.get("text"))
-    arguments = [str(a) for a in _list(message.get("arguments"))]
+        strings = mapping_of(rule.get("messageStrings"))
+        template = mapping_of(strings.get(text_of(message.get("id"))))
+        text = text_of(template.get("text"))
+    arguments = [str(a) for a in list_of(message.get("arguments"))]
     if arguments and text:
         text = _PLACEHOLDER.sub(
             lambda m: arguments[int(m.group(1))] if int(m.group(1)) < len(arguments) else m[0],
@@ -336,9 +341,9 @@ def _cwe(
     tags: list[str],
 ) -> str | None:
     candidates: list[Any] = []
-    for relationship in _list(rule.get("relationships")):
-        target = _mapping(_mapping(relationship).get("target"))
-        if _text(_mapping(target.get("toolComponent")).get("name")).upper() == "CWE":
+    for relationship in list_of(rule.get("relationships")):
+        target = mapping_of(mapping_of(relationship).get("target"))
+        if text_of(mapping_of(target.get("toolComponent")).get("name")).upper() == "CWE":
             candidates.append(target.get("id"))
     for bag in (rule_properties, result_properties):
         value = bag.get("cwe")
@@ -352,15 +357,15 @@ def _cwe(
 
 
 def _suppression(raw: Any) -> dict[str, Any]:
-    suppressions = [_mapping(s) for s in _list(raw)]
+    suppressions = [mapping_of(s) for s in list_of(raw)]
     if not suppressions:
         return {}
     first = suppressions[0]
     return {
         "suppressed": True,
-        "suppression_kind": _text(first.get("kind")),
-        "suppression_status": _text(first.get("status")),
-        "suppression_justification": _text(first.get("justification"))[:_TITLE_CHARS],
+        "suppression_kind": text_of(first.get("kind")),
+        "suppression_status": text_of(first.get("status")),
+        "suppression_justification": text_of(first.get("justification"))[:_TITLE_CHARS],
     }
 
 
@@ -368,7 +373,7 @@ def _fingerprints(result: Mapping[str, Any]) -> dict[str, str]:
     """The tool's own (partial) fingerprints, when they are plain strings: kept for triage."""
     found: dict[str, str] = {}
     for key in ("fingerprints", "partialFingerprints"):
-        for name, value in _mapping(result.get(key)).items():
+        for name, value in mapping_of(result.get(key)).items():
             if isinstance(value, str) and len(found) < _LIST_CAP:
                 found[str(name)] = value
     return found
@@ -380,15 +385,3 @@ def _is_index(value: Any) -> bool:
 
 def _positive(value: Any) -> int | None:
     return value if _is_index(value) and value > 0 else None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str:
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""

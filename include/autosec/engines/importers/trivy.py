@@ -54,6 +54,7 @@ from autosec.engines.importers.base import (
     json_outline,
     package_purl,
     severity_from_cvss,
+    text_of,
     versionless_purl,
 )
 
@@ -254,11 +255,11 @@ class _TrivyReader:
 def _vulnerability(
     item: Mapping[str, Any], result: Mapping[str, str], artifact: str | None
 ) -> ImportedFinding | None:
-    rule_id = _text(item.get("VulnerabilityID"))
+    rule_id = text_of(item.get("VulnerabilityID"))
     if not rule_id:
         return None
-    package = _text(item.get("PkgName"))
-    installed = _text(item.get("InstalledVersion"))
+    package = text_of(item.get("PkgName"))
+    installed = text_of(item.get("InstalledVersion"))
     identifier = item.get("PkgIdentifier")
     purl = (
         versionless_purl(identifier.get("PURL") if isinstance(identifier, Mapping) else None)
@@ -274,24 +275,24 @@ def _vulnerability(
             "package": package,
             "installed_version": installed,
             "fixed_versions": _versions(item.get("FixedVersion")),
-            "status": _text(item.get("Status")),
-            "package_path": _text(item.get("PkgPath")),
+            "status": text_of(item.get("Status")),
+            "package_path": text_of(item.get("PkgPath")),
             scanned: result.get("Target"),
             "data_source": _data_source(item.get("DataSource")),
-            "severity_source": _text(item.get("SeveritySource")),
+            "severity_source": text_of(item.get("SeveritySource")),
             "severity_basis": basis,
-            "reference": _text(item.get("PrimaryURL")),
+            "reference": text_of(item.get("PrimaryURL")),
             "cwes": cwes if len(cwes) > 1 else None,
         }
     )
-    title = _text(item.get("Title")) or f"{rule_id} in {package or 'a package'}"
+    title = text_of(item.get("Title")) or f"{rule_id} in {package or 'a package'}"
     return ImportedFinding(
         rule_id=rule_id,
         title=title,
         severity=severity,
         location=Location(purl=purl),
         target=artifact,
-        description=_text(item.get("Description")),
+        description=text_of(item.get("Description")),
         cvss_vector=vector,
         cvss_score=score,
         cve_ids=advisory_ids(rule_id),
@@ -303,7 +304,7 @@ def _vulnerability(
 def _misconfiguration(
     item: Mapping[str, Any], result: Mapping[str, str], artifact: str | None
 ) -> ImportedFinding | None:
-    status = _text(item.get("Status")).upper()
+    status = text_of(item.get("Status")).upper()
     if status and status != "FAIL":
         return None
     rule_id = check_id(item)
@@ -314,22 +315,22 @@ def _misconfiguration(
     severity, basis = _severity(item, None)
     evidence = _compact(
         {
-            "check_id": _text(item.get("ID")),
-            "check_type": _text(item.get("Type")),
-            "provider": _text(cause.get("Provider")),
-            "service": _text(cause.get("Service")),
-            "resource": _text(cause.get("Resource")),
+            "check_id": text_of(item.get("ID")),
+            "check_type": text_of(item.get("Type")),
+            "provider": text_of(cause.get("Provider")),
+            "service": text_of(cause.get("Service")),
+            "resource": text_of(cause.get("Resource")),
             "end_line": _line(cause.get("EndLine")),
-            "resolution": _text(item.get("Resolution")),
-            "reference": _text(item.get("PrimaryURL")),
+            "resolution": text_of(item.get("Resolution")),
+            "reference": text_of(item.get("PrimaryURL")),
             "severity_basis": basis,
         }
     )
-    message = _text(item.get("Message"))
-    description = _text(item.get("Description"))
+    message = text_of(item.get("Message"))
+    description = text_of(item.get("Description"))
     return ImportedFinding(
         rule_id=rule_id,
-        title=_text(item.get("Title")) or rule_id,
+        title=text_of(item.get("Title")) or rule_id,
         severity=severity,
         location=Location(file=result.get("Target") or None, line=_line(cause.get("StartLine"))),
         target=artifact,
@@ -341,13 +342,13 @@ def _misconfiguration(
 def _secret(
     item: Mapping[str, Any], result: Mapping[str, str], artifact: str | None
 ) -> ImportedFinding | None:
-    rule_id = _text(item.get("RuleID"))
+    rule_id = text_of(item.get("RuleID"))
     if not rule_id:
         return None
     severity, basis = _severity(item, None)
     evidence = _compact(
         {
-            "category": _text(item.get("Category")),
+            "category": text_of(item.get("Category")),
             "end_line": _line(item.get("EndLine")),
             "severity_basis": basis,
         }
@@ -357,7 +358,7 @@ def _secret(
         evidence.update(conceal(secret))
     return ImportedFinding(
         rule_id=rule_id,
-        title=_text(item.get("Title")) or f"Secret ({rule_id})",
+        title=text_of(item.get("Title")) or f"Secret ({rule_id})",
         severity=severity,
         location=Location(file=result.get("Target") or None, line=_line(item.get("StartLine"))),
         target=artifact,
@@ -372,10 +373,10 @@ def check_id(item: Mapping[str, Any]) -> str:
     Older reports carry only ``ID`` (``DS002``, ``KSV014``), later ones add ``AVDID``
     (``AVD-DS-0002``), newer checks spell ``ID`` with a dash (``DS-0002``): all one check.
     """
-    avd_id = _text(item.get("AVDID")).upper()
+    avd_id = text_of(item.get("AVDID")).upper()
     if avd_id:
         return avd_id
-    raw = _text(item.get("ID"))
+    raw = text_of(item.get("ID"))
     match = _CHECK_ID.match(raw.upper())
     if match is None:
         return raw
@@ -412,7 +413,7 @@ def _severity(item: Mapping[str, Any], cvss_score: float | None) -> tuple[Severi
 
     The second value says which fallback decided (None when Trivy rated the finding).
     """
-    rated = SEVERITIES.get(_text(item.get("Severity")).upper())
+    rated = SEVERITIES.get(text_of(item.get("Severity")).upper())
     if rated is not None:
         return rated, None
     from_score = severity_from_cvss(cvss_score)
@@ -426,11 +427,11 @@ def _cvss(item: Mapping[str, Any]) -> tuple[str | None, float | None]:
     scores = item.get("CVSS")
     if not isinstance(scores, Mapping) or not scores:
         return None, None
-    preferred = [_text(item.get("SeveritySource")), "nvd", "ghsa", *sorted(scores)]
+    preferred = [text_of(item.get("SeveritySource")), "nvd", "ghsa", *sorted(scores)]
     sources = [scores[s] for s in dict.fromkeys(preferred) if isinstance(scores.get(s), Mapping)]
     for version in ("V3", "V40", "V2"):
         for source in sources:
-            vector = _text(source.get(f"{version}Vector"))
+            vector = text_of(source.get(f"{version}Vector"))
             score = source.get(f"{version}Score")
             if vector:
                 if isinstance(score, bool) or not isinstance(score, int | float):
@@ -441,7 +442,7 @@ def _cvss(item: Mapping[str, Any]) -> tuple[str | None, float | None]:
 
 def _data_source(value: Any) -> str | None:
     if isinstance(value, Mapping):
-        return _text(value.get("ID")) or _text(value.get("Name")) or None
+        return text_of(value.get("ID")) or text_of(value.get("Name")) or None
     return None
 
 
@@ -462,11 +463,6 @@ def _line(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value) if value > 0 else None
-
-
-def _text(value: Any) -> str:
-    """A string value, trimmed, without NUL characters (which no JSON column can store)."""
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 def _compact(evidence: dict[str, Any]) -> dict[str, Any]:
