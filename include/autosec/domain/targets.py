@@ -127,6 +127,16 @@ def _validate_url(raw: str, value: str) -> Target:
     return Target(value, TargetKind.URL)
 
 
+def canonical_host(value: str) -> str:
+    """An IP address in its canonical form, or a hostname in lower case without a final dot:
+    how engine output is matched back to the hosts a run was given."""
+    text = value.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text.rstrip(".").lower()
+
+
 def host_of(target: Target) -> str:
     """The host part of a target, for matching engine output back to assets."""
     if target.kind is TargetKind.URL:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from autosec.domain.models import Asset, AssetKind, Location, Observation
+from autosec.domain.models import Asset, AssetKind, Location, Observation, Severity
 from autosec.domain.targets import InvalidTarget, Target, TargetKind, validate_target
 
 
@@ -136,3 +136,23 @@ def valid_targets(addresses: Sequence[str]) -> list[Target]:
         except InvalidTarget:
             continue
     return targets
+
+
+@dataclass(frozen=True)
+class RuleText:
+    """What a parser says about one of its rules: the words people read, kept beside the code."""
+
+    title: str
+    severity: Severity
+    cwe: str
+    description: str
+
+
+def check_ports_option(options: Mapping[str, Any], engine: str) -> None:
+    """The scan configuration's ``ports``: a list of integers in 1..65535, or refused."""
+    ports = options.get("ports", [])
+    if isinstance(ports, str | bytes) or not isinstance(ports, Sequence | set | frozenset):
+        raise ValueError(f"{engine} option 'ports' must be a list of port numbers, got {ports!r}")
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"{engine} option 'ports': {port!r} is not an integer in 1..65535")

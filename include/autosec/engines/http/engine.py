@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
 from autosec.domain.targets import Target, TargetKind
-from autosec.engines.base import Capability, Engine, ScanScope, revalidate, valid_targets
+from autosec.engines.base import (
+    Capability,
+    Engine,
+    ScanScope,
+    check_ports_option,
+    revalidate,
+    valid_targets,
+)
 from autosec.engines.http import parser
 from autosec.engines.http.probe import (
     DEFAULT_MAX_BODY_BYTES,
@@ -139,12 +146,7 @@ def _options(options: Mapping[str, Any]) -> tuple[int, int]:
             f"unknown http option(s) {', '.join(map(repr, unknown))}: "
             f"allowed are {', '.join(sorted(OPTION_KEYS))}"
         )
-    ports = options.get("ports", [])
-    if isinstance(ports, str | bytes) or not isinstance(ports, Sequence | set | frozenset):
-        raise ValueError(f"http option 'ports' must be a list of port numbers, got {ports!r}")
-    for port in ports:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"http option 'ports': {port!r} is not an integer in 1..65535")
+    check_ports_option(options, "http")
     timeout = _bounded_int(
         "request_timeout_seconds",
         options.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS),

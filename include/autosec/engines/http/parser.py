@@ -26,7 +26,6 @@ probe the server cut off (connection reset, malformed answer) counts as refused,
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +34,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from autosec.domain.models import Location, Observation, Severity
+from autosec.domain.targets import canonical_host
+from autosec.engines.base import RuleText
 from autosec.engines.http.probe import (
     ENV,
     GIT_HEAD,
@@ -94,86 +95,78 @@ _MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _VERSION_LINE = re.compile(r"autosec-http-probe (\S+)")
 
 
-@dataclass(frozen=True)
-class _RuleText:
-    title: str
-    severity: Severity
-    cwe: str
-    description: str
-
-
-RULE_TEXT: Mapping[str, _RuleText] = {
-    MISSING_HSTS: _RuleText(
+RULE_TEXT: Mapping[str, RuleText] = {
+    MISSING_HSTS: RuleText(
         "Missing Strict-Transport-Security header", Severity.MEDIUM, "CWE-319",
         "The https site does not send HSTS (or sends max-age=0), so a browser will still try "
         "plain http first and an attacker on the path can strip TLS from the first request. "
         "Send Strict-Transport-Security: max-age=31536000; includeSubDomains.",
     ),
-    MISSING_CSP: _RuleText(
+    MISSING_CSP: RuleText(
         "Missing Content-Security-Policy header", Severity.LOW, "CWE-693",
         "Without a Content-Security-Policy a single injection flaw lets an attacker run any "
         "script in the page. Define a policy (start with default-src 'self').",
     ),
-    MISSING_CONTENT_TYPE_OPTIONS: _RuleText(
+    MISSING_CONTENT_TYPE_OPTIONS: RuleText(
         "Missing X-Content-Type-Options: nosniff", Severity.LOW, "CWE-693",
         "Browsers may guess (sniff) the type of a response and run an upload or a JSON answer "
         "as script or HTML. Send X-Content-Type-Options: nosniff.",
     ),
-    MISSING_FRAME_PROTECTION: _RuleText(
+    MISSING_FRAME_PROTECTION: RuleText(
         "Page can be framed by any site (clickjacking)", Severity.MEDIUM, "CWE-1021",
         "Neither X-Frame-Options nor a CSP frame-ancestors directive restricts who may embed "
         "the page, so another site can overlay it and trick users into clicks. Send "
         "Content-Security-Policy: frame-ancestors 'self' (or X-Frame-Options: DENY).",
     ),
-    MISSING_REFERRER_POLICY: _RuleText(
+    MISSING_REFERRER_POLICY: RuleText(
         "Missing or unsafe Referrer-Policy header", Severity.LOW, "CWE-200",
         "Without a Referrer-Policy (or with unsafe-url) full URLs, including tokens in query "
         "strings, leak to other sites in the Referer header. Send Referrer-Policy: "
         "strict-origin-when-cross-origin or stricter.",
     ),
-    COOKIE_WITHOUT_SECURE: _RuleText(
+    COOKIE_WITHOUT_SECURE: RuleText(
         "Cookie set without the Secure flag", Severity.MEDIUM, "CWE-614",
         "A cookie set by an https site (or with SameSite=None) lacks Secure, so the browser "
         "also sends it over plain http where anyone on the path can read it. Add Secure.",
     ),
-    COOKIE_WITHOUT_HTTPONLY: _RuleText(
+    COOKIE_WITHOUT_HTTPONLY: RuleText(
         "Cookie set without the HttpOnly flag", Severity.LOW, "CWE-1004",
         "Scripts in the page can read this cookie, so any cross-site scripting flaw can steal "
         "it. Add HttpOnly unless the page's own scripts must read it.",
     ),
-    COOKIE_WITHOUT_SAMESITE: _RuleText(
+    COOKIE_WITHOUT_SAMESITE: RuleText(
         "Cookie set without a SameSite attribute", Severity.LOW, "CWE-1275",
         "Without SameSite the cookie's cross-site behaviour depends on the browser, and older "
         "ones send it with cross-site requests (CSRF). Set SameSite=Lax or Strict.",
     ),
-    DIRECTORY_LISTING: _RuleText(
+    DIRECTORY_LISTING: RuleText(
         "Directory listing enabled", Severity.MEDIUM, "CWE-548",
         "The server lists the files of a directory, which reveals backups, configuration and "
         "code that were never meant to be linked. Turn off automatic indexes.",
     ),
-    REDIRECT: _RuleText(
+    REDIRECT: RuleText(
         "Redirects", Severity.INFO, "",
         "Where this URL redirects to. Host names that no inventory source knows are "
         "candidates for discovery.",
     ),
-    VERSION_DISCLOSED: _RuleText(
+    VERSION_DISCLOSED: RuleText(
         "Web server discloses its version", Severity.LOW, "CWE-200",
         "Response headers name the server or framework and its exact version, which lets an "
         "attacker pick matching public exploits without probing. Remove the version "
         "(e.g. ServerTokens Prod, expose_php Off) and keep the software patched.",
     ),
-    TRACE_ENABLED: _RuleText(
+    TRACE_ENABLED: RuleText(
         "HTTP TRACE method enabled", Severity.MEDIUM, "CWE-693",
         "The server echoes TRACE requests, headers included, which can expose cookies and "
         "authorization headers to scripts (cross-site tracing). Disable TRACE "
         "(TraceEnable off).",
     ),
-    GIT_EXPOSED: _RuleText(
+    GIT_EXPOSED: RuleText(
         "Git repository exposed (/.git/HEAD)", Severity.HIGH, "CWE-527",
         "The site serves its .git directory: the whole source history, often with "
         "credentials, can be downloaded. Remove .git from the web root and deny /.git/.",
     ),
-    ENV_EXPOSED: _RuleText(
+    ENV_EXPOSED: RuleText(
         "Environment file exposed (/.env)", Severity.CRITICAL, "CWE-538",
         "The site serves a .env file of KEY=VALUE settings, which typically holds database "
         "passwords and API keys. Remove it from the web root, deny dotfiles, and rotate "
@@ -211,7 +204,7 @@ def parse_probe_output(
     skipped.
     """
     run = _read(raw)
-    index = {_canonical_host(str(k)): v for k, v in asset_by_host.items()}
+    index = {canonical_host(str(k)): v for k, v in asset_by_host.items()}
     unscanned: list[str] = []
     found: dict[tuple[str, str, Location], Observation] = {}
 
@@ -231,14 +224,14 @@ def parse_probe_output(
         if failed:
             unscanned.append(f"{target}: {_failure(failed[0])}")
             continue
-        asset_id = index.get(_canonical_host(urlsplit(target).hostname or ""))
+        asset_id = index.get(canonical_host(urlsplit(target).hostname or ""))
         if asset_id is not None:
             keep(_page_observations(asset_id, target, page, engine_name))
     for origin in dict.fromkeys(origin_of(target) for target in run.targets):
         probes = run.sites.get(origin, {})
         problems = _site_problems(origin, probes)
         unscanned.extend(problems)
-        asset_id = index.get(_canonical_host(urlsplit(origin).hostname or ""))
+        asset_id = index.get(canonical_host(urlsplit(origin).hostname or ""))
         if asset_id is None:
             continue
         responses = [*run.page_responses_for(origin), *_answered(probes)]
@@ -395,14 +388,6 @@ def _answered(probes: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [r for r in probes.values() if r.get("type") == "response"]
 
 
-def _canonical_host(value: str) -> str:
-    text = value.strip().strip("[]")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.rstrip(".").lower()
-
-
 def _headers(record: Mapping[str, Any]) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in record.get("headers") or ():
@@ -445,7 +430,7 @@ class _Emitter:
 def _location(url: str) -> Location:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return Location(host=_canonical_host(parts.hostname or ""), port=port, protocol="tcp", url=url)
+    return Location(host=canonical_host(parts.hostname or ""), port=port, protocol="tcp", url=url)
 
 
 def _redirects(page: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -465,7 +450,7 @@ def _redirects(page: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _names_seen(redirects: Sequence[Mapping[str, Any]]) -> list[str]:
     names = {
-        _canonical_host(urlsplit(hop["location"]).hostname or "")
+        canonical_host(urlsplit(hop["location"]).hostname or "")
         for hop in redirects
         if urlsplit(hop["location"]).hostname
     }

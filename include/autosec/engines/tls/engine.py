@@ -33,8 +33,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autosec.domain.models import Asset, AssetKind, Location, Observation
-from autosec.domain.targets import InvalidTarget, Target, TargetKind, validate_target
-from autosec.engines.base import Capability, Engine, ScanScope, revalidate, valid_targets
+from autosec.domain.targets import (
+    InvalidTarget,
+    Target,
+    TargetKind,
+    canonical_host,
+    validate_target,
+)
+from autosec.engines.base import (
+    Capability,
+    Engine,
+    ScanScope,
+    check_ports_option,
+    revalidate,
+    valid_targets,
+)
 from autosec.engines.tls import parser
 
 SCAN_COMMANDS = (
@@ -121,7 +134,7 @@ class TlsEngine(Engine):
                 continue
             if endpoint is not None:
                 scanned.add(endpoint)
-        return (parser.canonical_host(location.host), location.port) in scanned
+        return (canonical_host(location.host), location.port) in scanned
 
     def parse(self, raw: bytes, asset_by_host: Mapping[str, str]) -> list[Observation]:
         """Observations from sslyze's JSON; ``asset_by_host`` names this run's targets.
@@ -145,12 +158,7 @@ def _check_options(options: Mapping[str, Any]) -> None:
             f"unknown tls option(s) {', '.join(map(repr, unknown))}: "
             f"allowed are {', '.join(sorted(OPTION_KEYS))}"
         )
-    ports = options.get("ports", [])
-    if isinstance(ports, str | bytes) or not isinstance(ports, Sequence | set | frozenset):
-        raise ValueError(f"tls option 'ports' must be a list of port numbers, got {ports!r}")
-    for port in ports:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"tls option 'ports': {port!r} is not an integer in 1..65535")
+    check_ports_option(options, "tls")
 
 
 def _endpoint(target: Target) -> tuple[str, int] | None:
@@ -160,7 +168,7 @@ def _endpoint(target: Target) -> tuple[str, int] | None:
     parts = urlsplit(target.value)
     if parts.scheme != "https" or not parts.hostname:
         return None
-    return parser.canonical_host(parts.hostname), parts.port or DEFAULT_HTTPS_PORT
+    return canonical_host(parts.hostname), parts.port or DEFAULT_HTTPS_PORT
 
 
 def _endpoints(targets: Sequence[Target]) -> list[tuple[str, int]]:

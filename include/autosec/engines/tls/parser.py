@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from autosec.domain.models import Location, Observation, Severity
+from autosec.domain.targets import canonical_host
+from autosec.engines.base import RuleText
 
 SSL_2_0 = "tls.sslv2-enabled"
 SSL_3_0 = "tls.sslv3-enabled"
@@ -92,92 +94,84 @@ _CIPHER_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class _RuleText:
-    title: str
-    severity: Severity
-    cwe: str
-    description: str
-
-
 _PROTOCOL_TEXT = (
     "The server still negotiates {protocol}, a protocol version with known cryptographic "
     "weaknesses that current browsers and standards (RFC 8996, PCI DSS) no longer allow. A "
     "client that can be pushed down to it is exposed to downgrade and decryption attacks. "
     "Disable it and keep TLS 1.2 and TLS 1.3."
 )
-RULE_TEXT: Mapping[str, _RuleText] = {
-    SSL_2_0: _RuleText("SSL 2.0 enabled", Severity.HIGH, "CWE-327", _PROTOCOL_TEXT),
-    SSL_3_0: _RuleText("SSL 3.0 enabled", Severity.HIGH, "CWE-327", _PROTOCOL_TEXT),
-    TLS_1_0: _RuleText("TLS 1.0 enabled", Severity.MEDIUM, "CWE-327", _PROTOCOL_TEXT),
-    TLS_1_1: _RuleText("TLS 1.1 enabled", Severity.MEDIUM, "CWE-327", _PROTOCOL_TEXT),
-    WEAK_NULL: _RuleText(
+RULE_TEXT: Mapping[str, RuleText] = {
+    SSL_2_0: RuleText("SSL 2.0 enabled", Severity.HIGH, "CWE-327", _PROTOCOL_TEXT),
+    SSL_3_0: RuleText("SSL 3.0 enabled", Severity.HIGH, "CWE-327", _PROTOCOL_TEXT),
+    TLS_1_0: RuleText("TLS 1.0 enabled", Severity.MEDIUM, "CWE-327", _PROTOCOL_TEXT),
+    TLS_1_1: RuleText("TLS 1.1 enabled", Severity.MEDIUM, "CWE-327", _PROTOCOL_TEXT),
+    WEAK_NULL: RuleText(
         "NULL cipher suites accepted (no encryption)", Severity.HIGH, "CWE-319",
         "The server accepts cipher suites that authenticate but do not encrypt: traffic on "
         "such a connection is readable by anyone on the path. Remove every NULL suite.",
     ),
-    WEAK_EXPORT: _RuleText(
+    WEAK_EXPORT: RuleText(
         "EXPORT cipher suites accepted", Severity.HIGH, "CWE-327",
         "The server accepts 1990s export-grade suites (40- or 56-bit keys), which FREAK and "
         "Logjam showed can be broken in hours. Remove every EXPORT suite.",
     ),
-    WEAK_ANONYMOUS: _RuleText(
+    WEAK_ANONYMOUS: RuleText(
         "Anonymous cipher suites accepted (no server authentication)", Severity.HIGH,
         "CWE-287",
         "The server accepts anonymous Diffie-Hellman suites, which send no certificate: any "
         "machine on the path can impersonate the server. Remove every anon suite.",
     ),
-    WEAK_DES: _RuleText(
+    WEAK_DES: RuleText(
         "Single-DES cipher suites accepted", Severity.HIGH, "CWE-327",
         "The server accepts DES with a 56-bit (or 40-bit) key, which can be brute-forced. "
         "Remove every DES suite.",
     ),
-    WEAK_RC4: _RuleText(
+    WEAK_RC4: RuleText(
         "RC4 cipher suites accepted", Severity.MEDIUM, "CWE-327",
         "RC4 has biases that let an attacker recover plaintext from many connections "
         "(RFC 7465 prohibits it). Remove every RC4 suite.",
     ),
-    WEAK_3DES: _RuleText(
+    WEAK_3DES: RuleText(
         "3DES cipher suites accepted (SWEET32)", Severity.MEDIUM, "CWE-327",
         "Triple-DES has a 64-bit block, so long-lived connections leak plaintext through "
         "birthday collisions (SWEET32, CVE-2016-2183). Prefer AES-GCM or ChaCha20-Poly1305.",
     ),
-    WEAK_CBC_TLS_1_0: _RuleText(
+    WEAK_CBC_TLS_1_0: RuleText(
         "CBC cipher suites accepted under TLS 1.0 (BEAST)", Severity.LOW, "CWE-327",
         "Under TLS 1.0 a CBC suite uses a predictable IV, the weakness behind BEAST. Disable "
         "TLS 1.0, or at least its CBC suites.",
     ),
-    CERT_EXPIRED: _RuleText(
+    CERT_EXPIRED: RuleText(
         "Certificate has expired", Severity.HIGH, "CWE-324",
         "The server presents a certificate past its notAfter date. Clients reject it (or "
         "users learn to click through warnings, which trains them to accept a forged one). "
         "Renew it and automate renewal.",
     ),
-    CERT_EXPIRING: _RuleText(
+    CERT_EXPIRING: RuleText(
         "Certificate expires soon", Severity.MEDIUM, "CWE-324",
         "The server's certificate expires within the warning window: renew it before clients "
         "start rejecting the service, and automate renewal.",
     ),
-    CERT_SELF_SIGNED: _RuleText(
+    CERT_SELF_SIGNED: RuleText(
         "Self-signed certificate", Severity.MEDIUM, "CWE-295",
         "The certificate is signed by its own key, so no client can tell it from one an "
         "attacker made. Use a certificate from a public CA or from your organisation's CA, "
         "distributed to the clients that must trust it.",
     ),
-    CERT_UNTRUSTED: _RuleText(
+    CERT_UNTRUSTED: RuleText(
         "Certificate chain not trusted", Severity.MEDIUM, "CWE-295",
         "No trust store accepts the chain the server sends (an unknown or private CA, a "
         "missing intermediate, or a bad signature). Clients must either fail or skip "
         "verification. Serve the full chain up to a trusted root.",
     ),
-    CERT_HOSTNAME_MISMATCH: _RuleText(
+    CERT_HOSTNAME_MISMATCH: RuleText(
         "Certificate does not match the hostname", Severity.MEDIUM, "CWE-297",
         "None of the certificate's names (subjectAltName, or the common name when there is "
         "none) covers the name the service is reached by, so clients that verify reject it "
         "and clients that do not cannot detect impersonation. Issue a certificate that "
         "names this host.",
     ),
-    NAMES_SEEN: _RuleText(
+    NAMES_SEEN: RuleText(
         "Names seen in the TLS certificate", Severity.INFO, "",
         "The DNS names this endpoint's certificate was issued for. Names that no inventory "
         "source knows are candidates for discovery.",
@@ -363,15 +357,6 @@ class _Endpoint:
     def label(self) -> str:
         host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
         return f"{host}:{self.port}"
-
-
-def canonical_host(value: str) -> str:
-    """An IP address in its canonical form, or a hostname in lower case without a final dot."""
-    text = value.strip().strip("[]")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.rstrip(".").lower()
 
 
 def _unreachable(server: Mapping[str, Any]) -> str | None:
