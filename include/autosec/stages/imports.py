@@ -9,6 +9,7 @@ reports about the assets in the report, and for nothing else.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from autosec.engines.importers.base import SNIFF_BYTES, ImportedFinding, ImportFormatError
 from autosec.engines.importers.registry import get_importer, sniff_format
 from autosec.stages.blobs import BlobStore
-from autosec.store import events, scans
+from autosec.store import events, inventory, scans
 from autosec.store import imports as import_store
 from autosec.store.db import Connection
 
@@ -80,8 +81,8 @@ def import_report(
 
 
 def _import(conn, path, blobs, triage, clock, format_name, asset_id, run_ref, summary) -> None:
-    with path.open("rb") as stream:
-        head = stream.read(SNIFF_BYTES)
+    data = path.read_bytes()  # read once: sniffed, parsed and kept as evidence
+    head = data[:SNIFF_BYTES]
     if format_name is None:
         format_name = sniff_format(head)
         if format_name is None:
@@ -90,10 +91,10 @@ def _import(conn, path, blobs, triage, clock, format_name, asset_id, run_ref, su
             )
     importer = get_importer(format_name)
     summary.format = importer.name
-    if asset_id is not None and not import_store.active_asset_ids(conn, [asset_id]):
+    if asset_id is not None and not inventory.load_assets(conn, [asset_id]):
         raise ImportRejected(f"{path}: no active inventory asset {asset_id!r}")
-    with path.open("rb") as stream:
-        imported = list(importer.parse(stream, str(path)))  # a malformed file stores nothing
+    # a malformed file stores nothing: it fails here, before any write
+    imported = list(importer.parse(io.BytesIO(data), str(path)))
     summary.findings_in_report = len(imported)
     assignments, unmatched = _assign_assets(conn, imported, asset_id)
     for target, count in sorted(unmatched.items()):
@@ -107,7 +108,6 @@ def _import(conn, path, blobs, triage, clock, format_name, asset_id, run_ref, su
         return
     engine = importer.engine_name_for(head)
     before = import_store.finding_digests(conn, asset_ids, engine)
-    data = path.read_bytes()
     targets = sorted({f.target for f, _ in assignments if f.target})
     scope = {"targets": targets, "file": path.name, "format": importer.name}
     run_id = scans.start_scan_run(conn, engine, asset_ids, scope, None, clock(), run_ref)
@@ -150,7 +150,7 @@ def _assign_assets(
     imported = list(imported)
     if asset_id is not None:
         return [(f, asset_id) for f in imported], Counter()
-    index = _target_index(import_store.asset_addresses(conn))
+    index = _target_index((a.id, a.name, list(a.addresses)) for a in inventory.load_assets(conn))
     assigned: list[tuple[ImportedFinding, str]] = []
     unmatched: Counter = Counter()
     for finding in imported:

@@ -1,5 +1,5 @@
-"""What the import stage needs from the store: which asset a report's target is, and a digest
-of each finding's rating (severity, CVSS, CVE ids, CWE) so a reimport can tell updated from
+"""What the import stage needs from the store beyond the inventory: a digest of each finding's
+rating (severity, CVSS, CVE ids, CWE) so a reimport can tell updated from
 unchanged. Titles and descriptions are scanner wording: a reworded finding is unchanged."""
 
 from __future__ import annotations
@@ -7,21 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
-
-
-def asset_addresses(conn: psycopg.Connection) -> list[tuple[str, str, list[str]]]:
-    """(id, name, addresses) of every active asset: the candidates a report target may name."""
-    rows = conn.execute(
-        "SELECT id, name, addresses FROM assets WHERE status = 'active' ORDER BY id"
-    ).fetchall()
-    return [(r[0], r[1], list(r[2])) for r in rows]
-
-
-def active_asset_ids(conn: psycopg.Connection, asset_ids: Sequence[str]) -> set[str]:
-    rows = conn.execute(
-        "SELECT id FROM assets WHERE status = 'active' AND id = ANY(%s)", (list(asset_ids),)
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def finding_digests(
